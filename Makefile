@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 FLAGS  ?=
 OUT    ?= demo_out
 WORKERS ?= 2
+# one thread per notebook worker: two workers with two threads each on two cores slow small ops a hundredfold
+NB_THREADS ?= 1
 
 .PHONY: install demo test lab docs bench sync-check nbtest pytest clean
 
@@ -24,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash tools/check_sync.sh $(BIN)/nbdev-clean
 	bash tools/check_sync.sh $(BIN)/nbdev-export
-	$(BIN)/nbdev-test --n-workers $(WORKERS) --flags "$(FLAGS)" --timing
+	OMP_NUM_THREADS=$(NB_THREADS) $(BIN)/nbdev-test --n-workers $(WORKERS) --flags "$(FLAGS)" --timing
 	BIOSS_TEST_FLAGS="$(FLAGS)" $(BIN)/python -m pytest tests/ -q -p no:cacheprovider
 
 ## JupyterLab on the course notebooks.

@@ -1,0 +1,291 @@
+"""bioss_nb benchmark: speed and memory against the usual alternatives, measured side by side.
+
+    python bench/run.py [--device cpu|cuda] [--reps 7] [--only hinge,deform,...] [--out bench/results]
+
+Every speed figure is a ratio against a baseline timed in the same process, steps alternated (baseline, ours, baseline,
+ours, ...) after a warm-up; we report the median ratio with its min and max over the repetitions. Peak memory on the
+CPU is measured for each case in its own subprocess as the growth of peak RSS (VmHWM, reset through
+/proc/self/clear_refs) over the process's RSS after the inputs are built; on CUDA it is `torch.cuda.max_memory_allocated` above the same level.
+"""
+from __future__ import annotations
+import argparse, json, os, platform, resource, statistics, subprocess, sys, time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Baselines, re-implemented here as the alternatives users would otherwise reach for.
+
+def hinge_repeat(z1, z2, tau=2., delta=1., n_negs=None):
+    "The authors' `repeat` formulation: the full (B*B, D) difference tensor, then the pair matrix (or F of its diagonals)."
+    B = z1.shape[0]
+    a = z1.repeat(B, 1)                     # row i*B + j holds z1[j]
+    b = z2.repeat_interleave(B, dim=0)      # row i*B + j holds z2[i]
+    diff = a - b
+    OUT = (torch.relu(diff) + torch.relu(-diff)).sum(1).reshape(B, B).t()   # OUT[j, i] = |z1_j - z2_i|_1
+    pos = torch.relu(torch.diagonal(OUT) - (tau - delta)).sum()
+    if n_negs is None:
+        off = ~torch.eye(B, dtype=torch.bool, device=z1.device)
+        return pos + torch.relu((tau + delta) - OUT[off]).sum()
+    return pos + sum(torch.relu((tau + delta) - torch.diagonal(OUT, m)).sum() for m in range(1, n_negs)) / n_negs
+
+
+def tv_pipeline(p=0.5, s=4., h=0.2):
+    "A torchvision.transforms.v2 per-image pipeline comparable to the paper's deformation."
+    from torchvision.transforms import v2
+    return v2.Compose([v2.RandomAffine(degrees=15, translate=(p / 2, p / 2), scale=(1 - p / 2, 1 + p / 2), shear=10),
+                       v2.ColorJitter(saturation=(2 ** (-s / 2), 2 ** (s / 2)), hue=h / 2),
+                       v2.RandomHorizontalFlip(0.5)])
+
+
+def tv_deform(x, pipe):
+    return torch.stack([pipe(img) for img in x])   # image by image, as a Dataset's transform runs
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Timing
+
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize()
+
+
+def timeit(fn, dev):
+    sync(dev); t = time.perf_counter(); fn(); sync(dev); return time.perf_counter() - t
+
+
+def compare(base, ours, dev, reps=7, warmup=2):
+    "Alternate baseline and ours; return per-rep times and the speed-up (baseline/ours) median, min, max."
+    for _ in range(warmup): base(); ours()
+    tb, to = [], []
+    for _ in range(reps): tb.append(timeit(base, dev)); to.append(timeit(ours, dev))
+    r = [b / o for b, o in zip(tb, to)]
+    return dict(base_s=statistics.median(tb), ours_s=statistics.median(to),
+                ratio=statistics.median(r), ratio_min=min(r), ratio_max=max(r))
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Cases. Each `setup_*` returns {variant: zero-argument callable}; the same callables serve timing and memory.
+
+def setup_hinge(dev, B, D=64, n_negs=None):
+    from bioss_nb.losses import ContrastiveHinge
+    g = torch.Generator().manual_seed(0)
+    z1 = torch.randn(B, D, generator=g).mul(0.1).to(dev).requires_grad_()
+    z2 = torch.randn(B, D, generator=g).mul(0.1).to(dev).requires_grad_()
+    ours = ContrastiveHinge(n_negs=n_negs)
+    def run(f):
+        def step():
+            z1.grad = z2.grad = None
+            f(z1, z2).backward()
+        return step
+    return dict(baseline=run(lambda a, b: hinge_repeat(a, b, n_negs=n_negs)), ours=run(ours))
+
+
+def setup_deform(dev, B=500):
+    from bioss_nb.deform import deform
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(B, 3, 32, 32, generator=g).to(dev)
+    pipe = tv_pipeline()
+    gen = torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
+    return dict(baseline=lambda: tv_deform(x, pipe), ours=lambda: deform(x, generator=gen))
+
+
+def _conv6_step(rule, dev, B, state=None):
+    from bioss_nb.models import conv6, projection_head
+    from bioss_nb.losses import ContrastiveHinge
+    torch.manual_seed(0)
+    enc = conv6(rule).to(dev); head = projection_head(enc.out_features[-1], rule=rule).to(dev)
+    params = list(enc.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, 1e-4)
+    loss_fn = ContrastiveHinge()
+    g = torch.Generator().manual_seed(1)
+    v1, v2 = torch.rand(2, B, 3, 32, 32, generator=g).to(dev)
+    def step():
+        opt.zero_grad(set_to_none=True)
+        z = head(enc(torch.cat([v1, v2])))
+        loss_fn(z[:B], z[B:]).backward()
+        opt.step()
+    return step
+
+
+def setup_rules(dev, B=64):
+    return {r: _conv6_step(r, dev, B) for r in ('bp', 'rf', 'urf', 'sign')}
+
+
+def setup_dtp(dev, B=64):
+    from bioss_nb.models import conv6, projection_head
+    from bioss_nb.losses import ContrastiveHinge
+    from bioss_nb.dtp import DTP
+    torch.manual_seed(0)
+    enc = conv6().to(dev); head = projection_head(enc.out_features[-1]).to(dev)
+    dtp = DTP(enc, head, ContrastiveHinge())
+    g = torch.Generator().manual_seed(1)
+    v1, v2 = torch.rand(2, B, 3, 32, 32, generator=g).to(dev)
+    return dict(bp=_conv6_step('bp', dev, B), dtp=lambda: dtp.step(v1, v2))
+
+
+def setup_data(dev, N=50_000):
+    from bioss_nb.data import DeviceLoader
+    from torch.utils.data import DataLoader, TensorDataset
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (N,), generator=g)
+    ours_loader = DeviceLoader(x, y, batch_size=500, device=dev)
+    dl = DataLoader(TensorDataset(x, y), batch_size=500, shuffle=True, drop_last=True)
+    def ours():
+        for xb, yb in ours_loader: pass
+    def base():
+        for xb, yb in dl: xb = xb.to(dev, non_blocking=True).float().div_(255); yb = yb.to(dev)
+    return dict(baseline=base, ours=ours)
+
+
+def ssl_epoch_seconds(dev, n=4000, B=500, reps=3):
+    "One SSL epoch of CONV6 on digits (2 x B views per step) with deformations, the hinge loss and Adam."
+    from bioss_nb.data import load_dataset, DeviceLoader
+    from bioss_nb.deform import two_views
+    from bioss_nb.models import conv6, projection_head
+    from bioss_nb.losses import ContrastiveHinge
+    x, _ = load_dataset('mnist5k', 'train')
+    x = x[:n]
+    torch.manual_seed(0)
+    enc = conv6(in_shape=tuple(x.shape[1:])).to(dev); head = projection_head(enc.out_features[-1]).to(dev)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(head.parameters()), 1e-4)
+    loss_fn, loader = ContrastiveHinge(), DeviceLoader(x, batch_size=B, device=dev)
+    gen = torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
+    def epoch():
+        for xb, _ in loader:
+            v1, v2 = two_views(xb, generator=gen)
+            z = head(enc(torch.cat([v1, v2])))
+            opt.zero_grad(set_to_none=True); loss_fn(z[:len(xb)], z[len(xb):]).backward(); opt.step()
+    epoch()  # warm-up
+    ts = [timeit(epoch, dev) for _ in range(reps)]
+    return dict(median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), steps=len(loader))
+
+
+SETUPS = {
+    'hinge_all_500': lambda dev: setup_hinge(dev, 500), 'hinge_all_1000': lambda dev: setup_hinge(dev, 1000),
+    'hinge_few_500': lambda dev: setup_hinge(dev, 500, n_negs=5), 'hinge_few_1000': lambda dev: setup_hinge(dev, 1000, n_negs=5),
+    'deform': setup_deform, 'rules': setup_rules, 'dtp': setup_dtp, 'data': setup_data,
+}
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Memory: one subprocess per (case, variant).
+
+def _status_mb(key):
+    "VmRSS or VmHWM (peak RSS) of this process, in MB, from /proc/self/status."
+    for line in open('/proc/self/status'):
+        if line.startswith(key + ':'): return int(line.split()[1]) / 1024
+
+
+def _reset_peak():
+    "Reset this process's peak RSS to its current RSS (Linux clear_refs). A forked child inherits its parent's peak otherwise."
+    with open('/proc/self/clear_refs', 'w') as f: f.write('5')
+
+
+def mem_child(case, variant, device):
+    dev = torch.device(device)
+    fns = SETUPS[case](dev)
+    fn = fns[variant]
+    if dev.type == 'cuda':
+        torch.cuda.synchronize(); base = torch.cuda.memory_allocated(); torch.cuda.reset_peak_memory_stats()
+        fn(); torch.cuda.synchronize(); peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        _reset_peak(); base = _status_mb('VmRSS'); fn(); peak = _status_mb('VmHWM') - base
+    print(json.dumps(dict(peak_mb=peak)))
+
+
+def mem(case, variant, device):
+    r = subprocess.run([sys.executable, __file__, '--mem-child', case, variant, '--device', device],
+                       capture_output=True, text=True, cwd=ROOT)
+    if r.returncode: raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])['peak_mb']
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+def machine(dev):
+    cpu = platform.processor() or platform.machine()
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except Exception: pass
+    s = f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    if dev.type == 'cuda': s += f", {torch.cuda.get_device_name()}"
+    return s
+
+
+def fmt_ratio(r): return f"{r['ratio']:.1f}x ({r['ratio_min']:.1f}-{r['ratio_max']:.1f})"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--device', default='cpu'); ap.add_argument('--reps', type=int, default=7)
+    ap.add_argument('--only', default=''); ap.add_argument('--out', default=str(ROOT / 'bench' / 'results'))
+    ap.add_argument('--no-mem', action='store_true'); ap.add_argument('--no-tiny', action='store_true')
+    ap.add_argument('--mem-child', nargs=2)
+    a = ap.parse_args(argv)
+    if a.mem_child: return mem_child(*a.mem_child, a.device)
+    dev = torch.device(a.device)
+    only = set(a.only.split(',')) - {''}
+    want = lambda k: not only or k in only or k.split('_')[0] in only
+    res, rows = dict(machine=machine(dev), device=a.device, command='python bench/run.py ' + ' '.join(argv or sys.argv[1:])), []
+    t0 = time.time()
+
+    for case in ('hinge_all_500', 'hinge_all_1000', 'hinge_few_500', 'hinge_few_1000', 'deform', 'data'):
+        if not want(case): continue
+        f = SETUPS[case](dev)
+        r = compare(f['baseline'], f['ours'], dev, reps=a.reps)
+        if not a.no_mem and case != 'data':
+            r['base_mb'], r['ours_mb'] = mem(case, 'baseline', a.device), mem(case, 'ours', a.device)
+        res[case] = r
+        memtxt = f"{r['base_mb']:.1f} MB / {max(r['ours_mb'], 0):.1f} MB" if 'base_mb' in r else '-'
+        rows.append(f"| {case} | {r['base_s']*1e3:.1f} ms | {r['ours_s']*1e3:.1f} ms | {fmt_ratio(r)} | {memtxt} |")
+        print(rows[-1], flush=True)
+
+    if want('rules'):
+        f = SETUPS['rules'](dev)
+        for _ in range(2): [fn() for fn in f.values()]
+        ts = {k: [] for k in f}
+        for _ in range(a.reps):
+            for k, fn in f.items(): ts[k].append(timeit(fn, dev))
+        for k in ('rf', 'urf', 'sign'):
+            r = [t / b for t, b in zip(ts[k], ts['bp'])]
+            res[f'rule_{k}'] = dict(bp_s=statistics.median(ts['bp']), rule_s=statistics.median(ts[k]),
+                                    ratio=statistics.median(r), ratio_min=min(r), ratio_max=max(r))
+            rows.append(f"| conv6 step, {k} vs bp (cost) | {res[f'rule_{k}']['bp_s']*1e3:.1f} ms | {res[f'rule_{k}']['rule_s']*1e3:.1f} ms | {fmt_ratio(res[f'rule_{k}'])} | - |")
+            print(rows[-1], flush=True)
+    if want('dtp'):
+        try:
+            f = SETUPS['dtp'](dev)
+            r = compare(f['dtp'], f['bp'], dev, reps=a.reps)   # ratio = dtp time / bp time
+            res['dtp'] = r
+            rows.append(f"| conv6 step, dtp vs bp (cost) | {r['ours_s']*1e3:.1f} ms | {r['base_s']*1e3:.1f} ms | {fmt_ratio(r)} | - |")
+            print(rows[-1], flush=True)
+        except Exception as e: print('dtp skipped:', repr(e))
+    if want('ssl'):
+        r = ssl_epoch_seconds(dev)
+        res['ssl_epoch'] = r
+        rows.append(f"| SSL epoch, conv6 on 4000 digits ({r['steps']} steps of 2x500 views) | - | {r['median_s']:.2f} s ({r['min_s']:.2f}-{r['max_s']:.2f}) | - | - |")
+        print(rows[-1], flush=True)
+    if want('tiny') and not a.no_tiny:
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            t = time.perf_counter()
+            p = subprocess.run([str(Path(sys.executable).parent / 'bioss-nb'), 'train', '--preset', 'tiny', '--out', d,
+                                '--device', a.device], capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if p.returncode == 0:
+            res['tiny'] = dict(wall_s=wall, peak_rss_mb=peak)
+            rows.append(f"| tiny preset end to end (`bioss-nb train --preset tiny`) | - | {wall:.1f} s, peak RSS {peak:.0f} MB | - | - |")
+        else: print('tiny preset failed:', p.stderr[-1500:])
+        print(rows[-1], flush=True)
+
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    (out / f'{a.device}.json').write_text(json.dumps(res, indent=1))
+    md = [f"Machine: {res['machine']}.  ", f"Command: `{res['command']}` ({time.time() - t0:.0f} s).", '',
+          '| case | baseline | ours | ratio: median (min-max) | peak memory baseline / ours |', '|---|---|---|---|---|', *rows]
+    (out / f'{a.device}.md').write_text('\n'.join(md) + '\n')
+    print('\n'.join(md))
+
+
+if __name__ == '__main__':
+    main()
