@@ -58,24 +58,25 @@ def main(argv=None):
     variants = [('plain', False, False, False), ('channels_last', True, False, False), ('bf16', False, True, False),
                 ('channels_last+bf16', True, True, False)]
     if not a.no_compile: variants += [('compile', False, False, True), ('all three', True, True, True)]
-    rows = []
-    for k, (rule, sched) in enumerate((('bp', 'e2e'), ('rf', 'e2e'), ('bp', 'gll'))):
-        base = None
-        for name, cl, bf, comp in variants:
-            if comp and k > 0: continue   # compiling takes a while: the first configuration shows what it brings
-            try:
-                step = make_step(rule, sched, cl, bf, comp, B=a.batch, dev=dev)
-                for _ in range(3): step()
-                sync(); ts = []
-                for _ in range(3):
-                    t = time.perf_counter()
-                    for _ in range(a.steps): loss = step()
-                    sync(); ts.append((time.perf_counter() - t) / a.steps * 100)
-                s = statistics.median(ts); base = base or s
-                rows.append(f"| {sched} {rule} | {name} | {s:.2f} | {base / s:.2f}x | {float(loss):.1f} |")
-            except Exception as e:
-                rows.append(f"| {sched} {rule} | {name} | failed: {type(e).__name__}: {str(e)[:80]} | - | - |")
-            print(rows[-1], flush=True)
+    rows, base = [], {}
+    # compiled variants last: compiling takes a while, and the first configuration shows what it brings
+    plan = [(r, sc, v) for r, sc in (('bp', 'e2e'), ('rf', 'e2e'), ('bp', 'gll')) for v in variants if not v[3]]
+    plan += [('bp', 'e2e', v) for v in variants if v[3]]
+    for rule, sched, (name, cl, bf, comp) in plan:
+        try:
+            step = make_step(rule, sched, cl, bf, comp, B=a.batch, dev=dev)
+            for _ in range(3): step()
+            sync(); ts = []
+            for _ in range(3):
+                t = time.perf_counter()
+                for _ in range(a.steps): loss = step()
+                sync(); ts.append((time.perf_counter() - t) / a.steps * 100)
+            s = statistics.median(ts); base.setdefault((rule, sched), s)
+            rows.append(f"| {sched} {rule} | {name} | {s:.2f} | {base[(rule, sched)] / s:.2f}x | {float(loss):.1f} |")
+        except Exception as e:
+            rows.append(f"| {sched} {rule} | {name} | failed: {type(e).__name__}: {str(e)[:80]} | - | - |")
+        print(rows[-1], flush=True)
+        Path(a.out).with_suffix('.partial').write_text('\n'.join(rows) + '\n')
     md = [f"Device: {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, torch {torch.__version__}. Command: `python bench/gpu_conv6.py --steps {a.steps}`.", '',
           '| schedule, rule | variant | s / CIFAR epoch (100 steps of 2x500) | speed-up vs plain | last loss |', '|---|---|---|---|---|', *rows]
     Path(a.out).write_text('\n'.join(md) + '\n'); print('\n'.join(md))

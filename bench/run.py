@@ -140,7 +140,7 @@ def setup_data(dev, N=50_000):
     return dict(baseline=base, ours=ours)
 
 
-def ssl_epoch_seconds(dev, n=4000, B=500, reps=3):
+def ssl_epoch_seconds(dev, n=4000, B=500, reps=3, channels_last=False, bf16=False):
     "One SSL epoch of CONV6 on digits (2 x B views per step) with deformations, the hinge loss and Adam."
     from bioss_nb.data import load_dataset, DeviceLoader
     from bioss_nb.deform import two_views
@@ -150,13 +150,16 @@ def ssl_epoch_seconds(dev, n=4000, B=500, reps=3):
     x = x[:n]
     torch.manual_seed(0)
     enc = conv6(in_shape=tuple(x.shape[1:])).to(dev); head = projection_head(enc.out_features[-1]).to(dev)
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    enc = enc.to(memory_format=mf)
     opt = torch.optim.Adam(list(enc.parameters()) + list(head.parameters()), 1e-4)
     loss_fn, loader = ContrastiveHinge(), DeviceLoader(x, batch_size=B, device=dev)
     gen = torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
     def epoch():
         for xb, _ in loader:
             v1, v2 = two_views(xb, generator=gen)
-            z = head(enc(torch.cat([v1, v2])))
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                z = head(enc(torch.cat([v1, v2]).contiguous(memory_format=mf))).float()
             opt.zero_grad(set_to_none=True); loss_fn(z[:len(xb)], z[len(xb):]).backward(); opt.step()
     epoch()  # warm-up
     ts = [timeit(epoch, dev) for _ in range(reps)]
@@ -212,7 +215,7 @@ def machine(dev):
     return s
 
 
-def fmt_ratio(r): return f"{r['ratio']:.1f}x ({r['ratio_min']:.1f}-{r['ratio_max']:.1f})"
+def fmt_ratio(r, nd=1): return f"{r['ratio']:.{nd}f}x ({r['ratio_min']:.{nd}f}-{r['ratio_max']:.{nd}f})"
 
 
 def main(argv=None):
@@ -250,29 +253,36 @@ def main(argv=None):
             r = [t / b for t, b in zip(ts[k], ts['bp'])]
             res[f'rule_{k}'] = dict(bp_s=statistics.median(ts['bp']), rule_s=statistics.median(ts[k]),
                                     ratio=statistics.median(r), ratio_min=min(r), ratio_max=max(r))
-            rows.append(f"| conv6 step, {k} vs bp (cost) | {res[f'rule_{k}']['bp_s']*1e3:.1f} ms | {res[f'rule_{k}']['rule_s']*1e3:.1f} ms | {fmt_ratio(res[f'rule_{k}'])} | - |")
+            rows.append(f"| conv6 step, {k} vs bp (cost) | {res[f'rule_{k}']['bp_s']*1e3:.1f} ms | {res[f'rule_{k}']['rule_s']*1e3:.1f} ms | {fmt_ratio(res[f'rule_{k}'], 2)} | - |")
             print(rows[-1], flush=True)
     if want('dtp'):
         try:
             f = SETUPS['dtp'](dev)
             r = compare(f['dtp'], f['bp'], dev, reps=a.reps)   # ratio = dtp time / bp time
             res['dtp'] = r
-            rows.append(f"| conv6 step, dtp vs bp (cost) | {r['ours_s']*1e3:.1f} ms | {r['base_s']*1e3:.1f} ms | {fmt_ratio(r)} | - |")
+            rows.append(f"| conv6 step, dtp vs bp (cost) | {r['ours_s']*1e3:.1f} ms | {r['base_s']*1e3:.1f} ms | {fmt_ratio(r, 2)} | - |")
             print(rows[-1], flush=True)
         except Exception as e: print('dtp skipped:', repr(e))
     if want('ssl'):
-        r = ssl_epoch_seconds(dev)
-        res['ssl_epoch'] = r
-        rows.append(f"| SSL epoch, conv6 on 4000 digits ({r['steps']} steps of 2x500 views) | - | {r['median_s']:.2f} s ({r['min_s']:.2f}-{r['max_s']:.2f}) | - | - |")
-        print(rows[-1], flush=True)
+        base = None
+        for name, kw in (('fp32', {}), ('fp32, channels_last', dict(channels_last=True)),
+                         ('bf16 autocast, channels_last', dict(channels_last=True, bf16=True))):
+            r = ssl_epoch_seconds(dev, **kw)
+            res[f'ssl_epoch {name}'] = r; base = base or r['median_s']
+            rows.append(f"| SSL epoch, conv6 on 4000 digits ({r['steps']} steps of 2x500 views), {name} | {base:.2f} s | "
+                        f"{r['median_s']:.2f} s ({r['min_s']:.2f}-{r['max_s']:.2f}) | {base / r['median_s']:.2f}x | - |")
+            print(rows[-1], flush=True)
     if want('tiny') and not a.no_tiny:
         import tempfile
         with tempfile.TemporaryDirectory() as d:
+            # its own process, which resets its peak RSS first: a forked child otherwise inherits this process's peak
+            code = ("import sys; open('/proc/self/clear_refs', 'w').write('5'); from bioss_nb.cli import main; main(sys.argv[1:]); "
+                    "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
             t = time.perf_counter()
-            p = subprocess.run([str(Path(sys.executable).parent / 'bioss-nb'), 'train', '--preset', 'tiny', '--out', d,
-                                '--device', a.device], capture_output=True, text=True)
+            p = subprocess.run([sys.executable, '-c', code, 'train', '--preset', 'tiny', '--out', d, '--device', a.device,
+                                '--progress', 'false'], capture_output=True, text=True)
             wall = time.perf_counter() - t
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            peak = int(p.stdout.strip().splitlines()[-1]) / 1024 if p.returncode == 0 else float('nan')
         if p.returncode == 0:
             res['tiny'] = dict(wall_s=wall, peak_rss_mb=peak)
             rows.append(f"| tiny preset end to end (`bioss-nb train --preset tiny`) | - | {wall:.1f} s, peak RSS {peak:.0f} MB | - | - |")

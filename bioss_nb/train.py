@@ -27,7 +27,7 @@ TRAIN_RULES = ('bp', 'rf', 'urf', 'sign', 'dtp')
 LOSSES = ('hinge', 'simclr')
 _GRAY = ('mnist5k', 'mnist', 'emnist-letters')
 
-# %% ../nbs/07_train.ipynb #190fca13
+# %% ../nbs/07_train.ipynb #d854a5ce
 @dataclass
 class Config:
     "Every setting of one self-supervised run, its linear probe and its robustness test."
@@ -79,6 +79,7 @@ class Config:
     out:str='runs/run'              # run directory: config.json, metrics.jsonl, checkpoint.pt
     ckpt_every:int=1                # checkpoint every this many epochs (and at the end of every stage)
     progress:bool=True              # show a progress bar
+    channels_last:bool=False        # NHWC memory layout for the convolutions: about 1.5x faster on CPUs (see the benchmark)
 
     def replace(self, **kw) -> Config:
         "A copy with some fields changed (unknown names are an error)."
@@ -193,7 +194,7 @@ def _atomic_write(path:Path, write):
         if os.path.exists(tmp): os.remove(tmp)
         raise
 
-# %% ../nbs/07_train.ipynb #154e4826
+# %% ../nbs/07_train.ipynb #22e595a1
 class Trainer:
     "Self-supervised training of an encoder under one schedule (E2E, GLL, RLL) and rule, with exact resume."
     def __init__(self, cfg:Config, # the run's settings
@@ -211,6 +212,7 @@ class Trainer:
         if self.n_batches < 1: raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(self.x)} training images")
         self.encoder, self.heads = build_networks(cfg)
         self.encoder.to(self.device); self.heads.to(self.device)
+        if cfg.channels_last: self.encoder.to(memory_format=torch.channels_last)
         self.L = len(self.encoder)
         self.loss_fn = build_loss(cfg).to(self.device)
         self.dtp, self.opts = None, []
@@ -246,13 +248,14 @@ class Trainer:
     @property
     def total_steps(self) -> int: return sum(e for _, e in self.stages) * self.n_batches
 
-# %% ../nbs/07_train.ipynb #fab15799
+# %% ../nbs/07_train.ipynb #a0a23869
 @patch
 def _batch(self:Trainer, b:int) -> torch.Tensor:
     "Mini-batch `b` of the current epoch's permutation, as floats in [0, 1] on the device."
     bs = self.cfg.batch_size
     idx = self.perm[b * bs:(b + 1) * bs].to(self.device)
-    return to_float(self.x[idx])
+    xb = to_float(self.x[idx])
+    return xb.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else xb
 
 @patch
 def views(self:Trainer, xb:torch.Tensor) -> tuple:

@@ -15,7 +15,7 @@ def readme_text() -> str:
     for c in nb['cells']:
         src = ''.join(c['source'])
         if c['cell_type'] == 'markdown': parts.append(src)
-        elif c['cell_type'] == 'code' and not src.lstrip().startswith('#|'):
+        elif c['cell_type'] == 'code' and '#| hide' not in src:
             for o in c.get('outputs', []):  # displayed markdown (for example the results table) becomes README text
                 md = o.get('data', {}).get('text/markdown')
                 if md: parts.append(''.join(md))
