@@ -12,7 +12,8 @@ import torch
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['RULE_COLORS', 'get_device', 'seed_everything', 'check_choice', 'check_images', 'to_float', 'show_grid']
+__all__ = ['RULE_COLORS', 'get_device', 'feedback_generator', 'seed_everything', 'check_choice', 'NonFiniteLossError',
+           'check_images', 'to_float', 'show_grid']
 
 # %% ../nbs/00_core.ipynb #0dc4e5b1
 def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cpu', or None for the best available
@@ -33,14 +34,21 @@ def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cp
     return dev
 
 # %% ../nbs/00_core.ipynb #780f76f1
+_FEEDBACK_GEN = torch.Generator().manual_seed(0x5EEDFB)
+
+def feedback_generator() -> torch.Generator:
+    "The CPU generator that feedback matrices B are drawn from, apart from the global one (reseeded by `seed_everything`)."
+    return _FEEDBACK_GEN
+
 def seed_everything(seed:int, # any non-negative integer
                    ) -> torch.Generator:
-    "Seed `random`, NumPy and PyTorch (CPU and CUDA); return a CPU `torch.Generator` seeded with `seed`."
+    "Seed `random`, NumPy, PyTorch (CPU and CUDA) and the feedback generator; return a CPU `torch.Generator` seeded with `seed`."
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer")
     seed = int(seed)
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
+    _FEEDBACK_GEN.manual_seed(seed + 0x5EEDFB)
     return torch.Generator().manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #cea3b89b
@@ -53,6 +61,10 @@ def check_choice(value, # the value received
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(repr(a) for a in allowed)}")
     return value
+
+# %% ../nbs/00_core.ipynb #62448aa4
+class NonFiniteLossError(RuntimeError):
+    "The loss became NaN or infinite; raised before any optimiser step, so the weights (and the last checkpoint) stay good."
 
 # %% ../nbs/00_core.ipynb #af5ee2cb
 def check_images(x, # the tensor to check
@@ -84,7 +96,7 @@ def to_float(x:torch.Tensor, # uint8 images, or floats already in [0, 1]
     raise ValueError(f"x must be uint8 or floating-point images, got dtype {x.dtype}")
 
 # %% ../nbs/00_core.ipynb #2d2b8d65
-RULE_COLORS = dict(bp='black', rf='tab:orange', urf='tab:blue', sign='tab:purple', dtp='tab:green',
+RULE_COLORS = dict(bp='black', rf='tab:orange', urf='tab:blue', sign='tab:purple', usign='tab:pink', dtp='tab:green',
                    random='tab:gray', supervised='tab:red', simclr='tab:brown')
 
 # %% ../nbs/00_core.ipynb #9496df85

@@ -15,7 +15,7 @@ from .core import get_device, check_choice
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'NUM_CLASSES', 'MNIST5K_SEED', 'MNIST5K_TEST_PER_CLASS', 'data_root', 'mnist5k_indices',
-           'load_dataset', 'DeviceLoader']
+           'load_dataset', 'to_rgb32', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4aa9f0b1
 DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100')
@@ -105,6 +105,14 @@ def load_dataset(name:str='mnist5k', # one of DATASETS
     check_choice(name, 'name', DATASETS); check_choice(split, 'split', SPLITS)
     if name == 'mnist5k': return _mnist5k(split)
     return _torchvision(name, split, data_root(root), download)
+
+# %% ../nbs/01_data.ipynb #1062892d
+def to_rgb32(x:torch.Tensor, # images (N, 1, 28, 28), uint8 or float
+            ) -> torch.Tensor:
+    "Digits (N, 1, 28, 28) padded to 32x32 with zeros and repeated to 3 channels: (N, 3, 32, 32), same dtype."
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"x must be digits of shape (N, 1, 28, 28), got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
+    return torch.nn.functional.pad(x, (2, 2, 2, 2)).expand(-1, 3, -1, -1).contiguous()
 
 # %% ../nbs/01_data.ipynb #03c990af
 class DeviceLoader:

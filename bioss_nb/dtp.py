@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .core import check_choice
+from .core import check_choice, NonFiniteLossError
 
 # %% auto #0
 __all__ = ['make_inverse', 'DTP']
@@ -133,16 +133,22 @@ def layer_outputs(self:DTP, x:torch.Tensor) -> list:
     return hs
 
 # %% ../nbs/06_dtp.ipynb #0af1a316
+def _per_image(loss:nn.Module, n:int) -> float:
+    "The loss's `per_image_scale(n)`, or 1 for a loss that has none."
+    f = getattr(loss, 'per_image_scale', None)
+    return 1. if f is None else float(f(n))
+
 @patch
 def top_target(self:DTP, h_top:torch.Tensor,
                accumulate:bool=True, # also accumulate the head's gradients (as `step` needs)
               ) -> tuple:
-    "Global loss on the head and the top target ĥ_{L-1} = h_{L-1} - α ∂L/∂h_{L-1}."
+    "Global loss (as the loss defines it) and the top target ĥ_{L-1} = h_{L-1} - α ∂L_img/∂h_{L-1}, L_img = s(B) L."
     h = h_top.detach().requires_grad_(True)             # a fresh leaf: the backward pass stops here
     z1, z2 = self.head(h).chunk(2)                      # the two views' embeddings
     loss = self.loss(z1, z2)
-    if accumulate: loss.backward(); dh = h.grad         # head grads and ∂L/∂h in one pass
-    else: dh, = torch.autograd.grad(loss, h)
+    l_img = loss * _per_image(self.loss, len(z1))       # the loss per image: a step size that does not grow with B
+    if accumulate: l_img.backward(); dh = h.grad        # head grads and ∂L_img/∂h in one pass
+    else: dh, = torch.autograd.grad(l_img, h)
     return loss.detach(), (h - self.alpha * dh).detach()
 
 # %% ../nbs/06_dtp.ipynb #287ba5c1
@@ -169,21 +175,30 @@ def inverse_losses(self:DTP, hs:list) -> list:
     return out
 
 # %% ../nbs/06_dtp.ipynb #6ca939f3
+def _check_finite(vals:list):
+    "Raise `NonFiniteLossError` if any loss value is NaN or infinite."
+    if not all(v == v and abs(v) != float('inf') for v in vals):
+        raise NonFiniteLossError(f"DTP: a loss is not finite ({', '.join(f'{v:.4g}' for v in vals)}: global, local, inverse); "
+                                 "no weight was updated")
+
 @patch
-def step(self:DTP, v1:torch.Tensor, v2:torch.Tensor) -> dict:
+def step(self:DTP, v1:torch.Tensor, v2:torch.Tensor,
+         check=None, # called with the loss values before any weight moves; default: raise NonFiniteLossError on NaN/inf
+        ) -> dict:
     "One DTP mini-batch on the two views (N, C, H, W) each: global, local and inverse losses as floats."
     if v1.shape != v2.shape: raise ValueError(f"v1 and v2 must have the same shape, got {tuple(v1.shape)} and {tuple(v2.shape)}")
     for o in (*self.opt_layers, self.opt_inv, self.opt_head): o.zero_grad(set_to_none=True)
     hs = self.layer_outputs(torch.cat([v1, v2]))        # 1. forward
     loss, top = self.top_target(hs[-1])                 # 2. global loss, head grads, ĥ_{L-1}
     hh = self.targets(hs, top)                          # 3. difference correction
-    inv = self.inverse_losses(hs)                       # 4. inverses, updated after the targets
-    torch.stack(inv).sum().backward(); self.opt_inv.step()
+    inv = self.inverse_losses(hs)                       # 4. inverse losses (the targets are already fixed)
     loc = [F.mse_loss(h, t) for h, t in zip(hs, hh)]    # 5. local losses ||h_l - ĥ_l||²
-    torch.stack(loc).sum().backward()                   #    graphs are disjoint: each block gets its own gradient
+    vals = torch.stack([loss, *loc, *inv]).tolist()     # one device sync
+    (check or _check_finite)(vals)                      # nothing has moved yet
+    torch.stack(inv).sum().backward(); self.opt_inv.step()   # 4. the inverses learn after the targets were made
+    torch.stack(loc).sum().backward()                   # 5. graphs are disjoint: each block gets its own gradient
     for o in self.opt_layers: o.step()
     self.opt_head.step(); self.steps += 1
-    vals = torch.stack([loss, *loc, *inv]).tolist()     # one device sync
     L = len(hs)
     return dict(loss=vals[0], **{f'local_{l}': vals[1 + l] for l in range(L)},
                 **{f'inv_{l}': vals[L + l] for l in range(1, L)})

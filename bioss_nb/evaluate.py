@@ -66,18 +66,19 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
 
 # %% ../nbs/08_eval.ipynb #cc211296
 @functools.lru_cache(maxsize=4)
-def _probe_data_cached(name, n_probe, perturb_seed, rot, shift, scale):
-    from bioss_nb.data import load_dataset
+def _probe_data_cached(name, n_probe, perturb_seed, rot, shift, scale, rgb32=False):
+    from bioss_nb.data import load_dataset, to_rgb32
     from bioss_nb.deform import perturb
     xtr, ytr = load_dataset(name, 'train'); xte, yte = load_dataset(name, 'test')
     if n_probe: xtr, ytr = xtr[:n_probe], ytr[:n_probe]
     xp = perturb(to_float(xte), rot=rot, shift=shift, scale=scale, generator=torch.Generator().manual_seed(perturb_seed))
+    if rgb32: xtr, xte, xp = to_rgb32(xtr), to_rgb32(xte), to_rgb32(xp)   # perturbed first: the same digits as unpadded
     return dict(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, x_perturbed=xp)
 
 def probe_data(cfg:Config) -> dict:
     "x_train, y_train, x_test, y_test and x_perturbed (the test images after `perturb`) for `cfg`'s probe."
     return _probe_data_cached(cfg.probe_data or cfg.data, cfg.n_probe, cfg.perturb_seed,
-                              cfg.perturb_rot, cfg.perturb_shift, cfg.perturb_scale)
+                              cfg.perturb_rot, cfg.perturb_shift, cfg.perturb_scale, cfg.to_rgb32)
 
 # %% ../nbs/08_eval.ipynb #5f9bccca
 def probe(encoder:nn.Module, # the (frozen) encoder to score

@@ -12,14 +12,14 @@ from torch import nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 import matplotlib.pyplot as plt
-from .core import check_choice, RULE_COLORS
+from .core import check_choice, RULE_COLORS, feedback_generator
 
 # %% auto #0
-__all__ = ['RULES', 'FBLinearFn', 'FBConv2dFn', 'FBLinear', 'FBConv2d', 'convert', 'angle', 'fb_layers', 'bp_mode',
-           'weight_angles', 'alignment_angles', 'AlignmentRecorder']
+__all__ = ['RULES', 'FBLinearFn', 'FBConv2dFn', 'feedback_matrix', 'FBLinear', 'FBConv2d', 'convert', 'angle', 'fb_layers',
+           'bp_mode', 'weight_angles', 'alignment_angles', 'AlignmentRecorder']
 
 # %% ../nbs/04_feedback.ipynb #623a55e2
-RULES = ('bp', 'rf', 'urf', 'sign')
+RULES = ('bp', 'rf', 'urf', 'sign', 'usign')
 
 # %% ../nbs/04_feedback.ipynb #11ae9bb5
 class FBLinearFn(torch.autograd.Function):
@@ -67,22 +67,36 @@ class FBConv2dFn(torch.autograd.Function):
         return gx, gw if need_w else None, gb, gB, None, None, None, None, None
 
 # %% ../nbs/04_feedback.ipynb #1c298ebe
+_NEEDS_B = ('rf', 'urf', 'usign')
+
 def _init_feedback(mod:nn.Module, rule:str, B:torch.Tensor|None=None):
-    "Set `mod.rule` and register `mod.B`: None (bp), a buffer (rf) or a parameter (urf, sign); `B` is copied if given."
+    "Set `mod.rule` and register `mod.B`: None (bp, sign), a buffer (rf) or a parameter (urf, usign); `B` is copied if given."
     check_choice(rule, 'rule', RULES)
     for store in (mod._parameters, mod._buffers): store.pop('B', None)
     mod.rule = rule
-    if rule == 'bp': mod.register_buffer('B', None); return
-    if B is None:
-        B = torch.empty_like(mod.weight, requires_grad=False)
-        nn.init.kaiming_uniform_(B, a=math.sqrt(5))   # W's default init, drawn independently
+    if rule not in _NEEDS_B: mod.register_buffer('B', None); return
+    if B is None:   # W's default init, drawn independently, from B's own generator
+        B = torch.empty(mod.weight.shape, dtype=mod.weight.dtype)
+        nn.init.kaiming_uniform_(B, a=math.sqrt(5), generator=feedback_generator())
+        B = B.to(mod.weight.device)
     B = B.detach().clone()
     if rule == 'rf': mod.register_buffer('B', B)
     else: mod.register_parameter('B', nn.Parameter(B))
 
+def _feedback_args(mod:nn.Module) -> tuple:
+    "(the matrix passed in B's place, send the error through its sign?): sign symmetry feeds back sign(W), W detached."
+    if mod.rule == 'sign': return mod.weight.detach(), True
+    return mod.B, mod.rule == 'usign'
+
+def feedback_matrix(mod:nn.Module) -> torch.Tensor|None:
+    "The matrix an FB layer sends its error through: W (bp), B (rf, urf), sign(B) (usign) or sign(W) (sign)."
+    if mod.rule == 'bp': return mod.weight.detach()
+    M, use_sign = _feedback_args(mod)
+    return M.detach().sign() if use_sign else M.detach()
+
 # %% ../nbs/04_feedback.ipynb #9d8d9db2
 class FBLinear(nn.Linear):
-    "`nn.Linear` whose error is fed back through `B` under `rule` in 'bp', 'rf', 'urf', 'sign'."
+    "`nn.Linear` whose error is fed back under `rule`: W ('bp'), B ('rf', 'urf'), sign(W) ('sign') or sign(B) ('usign')."
     def __init__(self, in_features:int, out_features:int, # as nn.Linear
                  bias:bool=True, # learn an additive bias?
                  rule:str='bp', # feedback rule: one of RULES
@@ -92,13 +106,13 @@ class FBLinear(nn.Linear):
 
     def forward(self, x):
         if self.rule == 'bp' or getattr(self, '_as_bp', False): return F.linear(x, self.weight, self.bias)
-        return FBLinearFn.apply(x, self.weight, self.bias, self.B, self.rule == 'sign')
+        return FBLinearFn.apply(x, self.weight, self.bias, *_feedback_args(self))
 
     def extra_repr(self): return super().extra_repr() + f", rule={self.rule!r}"
 
 # %% ../nbs/04_feedback.ipynb #e357c73d
 class FBConv2d(nn.Conv2d):
-    "`nn.Conv2d` whose error is fed back through `B` under `rule` in 'bp', 'rf', 'urf', 'sign'."
+    "`nn.Conv2d` whose error is fed back under `rule`: W ('bp'), B ('rf', 'urf'), sign(W) ('sign') or sign(B) ('usign')."
     def __init__(self, in_channels:int, out_channels:int, kernel_size, # as nn.Conv2d
                  stride=1, padding=0, dilation=1, groups:int=1, bias:bool=True, # as nn.Conv2d
                  rule:str='bp', # feedback rule: one of RULES
@@ -114,7 +128,7 @@ class FBConv2d(nn.Conv2d):
             x = F.pad(x, self._reversed_padding_repeated_twice,
                       mode='constant' if self.padding_mode == 'zeros' else self.padding_mode)
             padding = (0, 0)
-        return FBConv2dFn.apply(x, self.weight, self.bias, self.B, self.rule == 'sign',
+        return FBConv2dFn.apply(x, self.weight, self.bias, *_feedback_args(self),
                                 self.stride, padding, self.dilation, self.groups)
 
     def extra_repr(self): return super().extra_repr() + f", rule={self.rule!r}"
@@ -126,7 +140,7 @@ def convert(model:nn.Module, # any model; changed in place
     "Swap every nn.Linear / nn.Conv2d (and FB layer) of `model` for `rule`'s layer, keeping the weights; return it."
     check_choice(rule, 'rule', RULES)
     if isinstance(model, (FBLinear, FBConv2d)):
-        _init_feedback(model, rule, model.B); return model
+        _init_feedback(model, rule, model.B); return model   # keeps B if the new rule has one
     if isinstance(model, (nn.Linear, nn.Conv2d)): return _swap(model, rule)
     for name, child in model.named_children(): setattr(model, name, convert(child, rule))
     return model
@@ -134,9 +148,11 @@ def convert(model:nn.Module, # any model; changed in place
 def _swap(m:nn.Module, rule:str) -> nn.Module:
     "A new FB layer with `m`'s hyper-parameters and its very weight and bias tensors."
     kw = dict(bias=m.bias is not None, rule=rule, device=m.weight.device, dtype=m.weight.dtype)
-    if isinstance(m, nn.Linear): new = FBLinear(m.in_features, m.out_features, **kw)
-    else: new = FBConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                         padding_mode=m.padding_mode, **kw)
+    cuda = [m.weight.device] if m.weight.device.type == 'cuda' else []
+    with torch.random.fork_rng(devices=cuda):       # the throw-away init must not move the global generator
+        if isinstance(m, nn.Linear): new = FBLinear(m.in_features, m.out_features, **kw)
+        else: new = FBConv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                             padding_mode=m.padding_mode, **kw)
     new.weight, new.bias = m.weight, m.bias
     return new.train(m.training)
 
@@ -162,8 +178,8 @@ def bp_mode(model:nn.Module):
         for m in layers: m._as_bp = False
 
 def weight_angles(model:nn.Module) -> dict:
-    "Angle in degrees between B and W of every FB layer that has a B."
-    return {n: angle(m.B, m.weight) for n, m in fb_layers(model).items() if m.B is not None}
+    "Angle in degrees between W and the matrix each non-BP FB layer sends its error through (B, sign(B) or sign(W))."
+    return {n: angle(feedback_matrix(m), m.weight) for n, m in fb_layers(model).items() if m.rule != 'bp'}
 
 # %% ../nbs/04_feedback.ipynb #6ef75b4f
 def _layer_errors(model, loss_fn, batch) -> dict:

@@ -106,6 +106,10 @@ class ContrastiveHinge(nn.Module):
             L = L + F.relu(hi - d).sum() / self.n_negs
         return L
 
+    def per_image_scale(self, n:int) -> float:
+        "Factor that makes the loss of n images a sum of per-image terms that do not grow with n (see below)."
+        return 1. / n if self.n_negs is None else 1.   # all negatives: each image meets n pairs; few: at most F
+
     def extra_repr(self):
         return f"tau={self.tau}, delta={self.delta}, n_negs={self.n_negs}, grad_block={self.grad_block}"
 
@@ -151,6 +155,10 @@ class SimCLR(nn.Module):
         ce_a = F.cross_entropy(torch.cat([ab, aa], 1), target)        # anchors in view 1, batch mean
         ce_b = F.cross_entropy(torch.cat([ab.T, bb], 1), target)      # anchors in view 2
         return ce_a + ce_b
+
+    def per_image_scale(self, n:int) -> float:
+        "Factor that makes the loss of n images a sum of per-image terms that do not grow with n: 1, it is a batch mean."
+        return 1.
 
     def extra_repr(self): return f"tau={self.tau}"
 

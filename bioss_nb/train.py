@@ -13,17 +13,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import get_device, seed_everything, check_choice, to_float, RULE_COLORS
+from .core import get_device, seed_everything, check_choice, to_float, RULE_COLORS, NonFiniteLossError
 from .models import build_encoder, projection_head
 
 # %% auto #0
 __all__ = ['DATASETS', 'SCHEDULES', 'TRAIN_RULES', 'LOSSES', 'PRESETS', 'Config', 'get_config', 'build_networks', 'build_loss',
-           'NonFiniteLossError', 'is_main_process', 'Trainer', 'train', 'load_encoder']
+           'prepare_images', 'is_main_process', 'Trainer', 'train', 'load_encoder']
 
 # %% ../nbs/07_train.ipynb #f385eeea
 DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100')
 SCHEDULES = ('e2e', 'gll', 'rll')
-TRAIN_RULES = ('bp', 'rf', 'urf', 'sign', 'dtp')
+TRAIN_RULES = ('bp', 'rf', 'urf', 'sign', 'usign', 'dtp')
 LOSSES = ('hinge', 'simclr')
 _GRAY = ('mnist5k', 'mnist', 'emnist-letters')
 
@@ -36,8 +36,9 @@ class Config:
     n_train:int|None=None           # use the first n_train training images (None: all)
     probe_data:str|None=None        # labelled set for the linear probe (None: same as `data`)
     n_probe:int|None=None           # use the first n_probe probe-training images (None: all)
+    to_rgb32:bool=False             # pad 1x28x28 digits to 3x32x32 (`to_rgb32`), so that CONV6 can read them
     # model
-    encoder:str='mnist'             # 'conv6' (3x32x32) or 'mnist' (1x28x28)
+    encoder:str='mnist'             # 'conv6' (3x32x32; digits with to_rgb32) or 'mnist' (1x28x28)
     head_dim:int=64                 # size of z
     # loss
     loss:str='hinge'                # 'hinge' or 'simclr'
@@ -47,18 +48,19 @@ class Config:
     grad_block:bool=False           # hinge: detach view 1
     simclr_tau:float=0.1            # SimCLR temperature
     # learning
-    rule:str='bp'                   # 'bp', 'rf', 'urf', 'sign' or 'dtp' (E2E only)
+    rule:str='bp'                   # 'bp', 'rf', 'urf', 'sign', 'usign' or 'dtp' (E2E only)
     schedule:str='e2e'              # 'e2e', 'gll' or 'rll'
     dtp_alpha:float=0.5             # DTP: top-target step size
     dtp_sigma:float=1.              # DTP: noise std for training the inverses
     dtp_lr_inv:float=1e-3           # DTP: Adam lr of the inverses (forward layers use lr)
     lr:float=1e-4                   # Adam learning rate (SSL)
-    epochs:int=400                  # E2E: epochs; GLL: epochs per block; RLL: passes = epochs x L
+    epochs:int=400                  # E2E: epochs; GLL: epochs per block; RLL: passes = epochs x L (unless ll_epochs)
+    ll_epochs:int|None=None         # GLL and RLL: epochs per block instead of `epochs` (None: `epochs`)
     batch_size:int=500              # images per mini-batch (2 x batch_size views)
     # deformations (two_views)
     p:float=0.5                     # affine strength
-    s:float=4.                      # saturation factor (colour images)
-    h:float=0.2                     # hue shift (colour images)
+    s:float=4.                      # saturation: S * 2^U(-s/2, s/2) (colour images; 0: unchanged)
+    h:float=0.2                     # hue: H + U(-h/2, h/2) (colour images; 0: unchanged)
     flip:float=0.5                  # probability of a horizontal flip
     affine_frac:float=0.5           # fraction of each view's images that get the affine part
     pairing:str='independent'       # 'independent' (both views deformed) or 'original' (x and a deformed x)
@@ -79,7 +81,7 @@ class Config:
     out:str='runs/run'              # run directory: config.json, metrics.jsonl, checkpoint.pt
     ckpt_every:int=1                # checkpoint every this many epochs (and at the end of every stage)
     progress:bool=True              # show a progress bar
-    channels_last:bool=False        # NHWC memory layout for the convolutions: about 1.5x faster on CPUs (see the benchmark)
+    channels_last:bool=False        # NHWC memory layout for the convolutions: faster on CPUs (see the benchmark)
 
     def replace(self, **kw) -> Config:
         "A copy with some fields changed (unknown names are an error)."
@@ -111,12 +113,12 @@ def validate(self:Config) -> Config:
     check_choice(self.pairing, 'pairing', ('independent', 'original'))
     if self.rule == 'dtp' and self.schedule != 'e2e':
         raise ValueError(f"rule='dtp' needs schedule='e2e', got schedule={self.schedule!r}: DTP propagates targets "
-                         "through every block; layer-wise schedules use 'bp', 'rf', 'urf' or 'sign' in their heads")
+                         "through every block; layer-wise schedules use 'bp', 'rf', 'urf', 'sign' or 'usign' in their heads")
     _positive(self, 'epochs', 'batch_size', 'head_dim', 'probe_epochs', 'probe_batch', 'sup_epochs', 'sup_batch', 'ckpt_every', integer=True)
     _positive(self, 'lr', 'probe_lr', 'sup_lr', 'tau', 'simclr_tau', 'dtp_alpha', 'dtp_sigma', 'dtp_lr_inv')
     if self.batch_size < 2: raise ValueError(f"batch_size={self.batch_size} must be at least 2 (contrastive losses need negatives)")
     if not self.delta >= 0: raise ValueError(f"delta={self.delta!r} must be >= 0")
-    for n in ('n_train', 'n_probe'):
+    for n in ('n_train', 'n_probe', 'll_epochs'):
         v = getattr(self, n)
         if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{n}={v!r} must be None or a positive integer")
     if self.n_train is not None and self.n_train < self.batch_size:
@@ -126,14 +128,19 @@ def validate(self:Config) -> Config:
     for n in ('p', 'flip', 'affine_frac'):
         v = getattr(self, n)
         if not 0 <= v <= (1 if n != 'p' else 2): raise ValueError(f"{n}={v!r} must lie in [0, {1 if n != 'p' else 2}]")
-    if self.s < 1: raise ValueError(f"s={self.s!r} must be >= 1 (saturation factor range [1/s, s])")
+    if not self.s >= 0: raise ValueError(f"s={self.s!r} must be >= 0: the saturation factor is 2^U(-s/2, s/2), "
+                                        f"between 2^(-s/2) and 2^(s/2); 0 leaves saturation unchanged")
     if not 0 <= self.h <= 1: raise ValueError(f"h={self.h!r} must lie in [0, 1]")
     for d in ('data', 'probe_data'):
         name = getattr(self, d) or self.data
-        want = 'mnist' if name in _GRAY else 'conv6'
+        if self.to_rgb32 and name not in _GRAY:
+            raise ValueError(f"to_rgb32=True pads 1x28x28 digits, but {d}={name!r} holds 3x32x32 colour images: use to_rgb32=False")
+        want = 'conv6' if self.to_rgb32 or name not in _GRAY else 'mnist'
         if self.encoder != want:
-            raise ValueError(f"encoder={self.encoder!r} does not fit {d}={name!r}: use encoder={want!r} "
-                             f"('mnist' for 1x28x28 digits and letters, 'conv6' for 3x32x32 CIFAR)")
+            hint = (" with to_rgb32=False; or to_rgb32=True with encoder='conv6' (the 'digits' preset) to feed digits to CONV6"
+                    if name in _GRAY else "")
+            raise ValueError(f"encoder={self.encoder!r} does not fit {d}={name!r}: use encoder={want!r}{hint} "
+                             f"('mnist' reads 1x28x28 digits and letters, 'conv6' 3x32x32 images)")
     return self
 
 # %% ../nbs/07_train.ipynb #e0670dd6
@@ -145,6 +152,11 @@ PRESETS = {
     'paper-emnist': dict(data='emnist-letters', probe_data='mnist', encoder='mnist', batch_size=500, lr=1e-3, epochs=100,
                          loss='hinge', tau=2., delta=1., p=0.6, flip=0., affine_frac=1.,
                          probe_epochs=200, probe_lr=1e-3, probe_batch=500, sup_epochs=20, sup_batch=500, ckpt_every=5),
+    'digits': dict(data='mnist5k', probe_data='mnist5k', encoder='conv6', to_rgb32=True, batch_size=500, lr=1e-4,
+                   epochs=20, ll_epochs=4, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
+                   p=0.5, s=0., h=0., flip=0.5, affine_frac=0.5, pairing='independent',
+                   probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=20, sup_lr=1e-3, sup_batch=100,
+                   ckpt_every=1, channels_last=True),
     'tiny': dict(data='mnist5k', probe_data='mnist5k', encoder='mnist', n_train=4000, batch_size=100, lr=1e-3, epochs=5,
                  loss='hinge', tau=2., delta=1., p=0.5, flip=0., affine_frac=1.,
                  probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=15, ckpt_every=1),
@@ -174,8 +186,12 @@ def build_loss(cfg:Config) -> nn.Module:
     return get_loss('simclr', tau=cfg.simclr_tau)
 
 # %% ../nbs/07_train.ipynb #56b40a3e
-class NonFiniteLossError(RuntimeError):
-    "The SSL loss became NaN or infinite; the last good checkpoint is kept."
+def prepare_images(cfg:Config, x:torch.Tensor) -> torch.Tensor:
+    "Images as the config's encoder reads them: digits padded to 3x32x32 when `cfg.to_rgb32`, else unchanged."
+    if cfg.to_rgb32 and tuple(x.shape[1:]) == (1, 28, 28):
+        from bioss_nb.data import to_rgb32
+        return to_rgb32(x)
+    return x
 
 def is_main_process() -> bool:
     "True unless this is a non-zero rank of an initialised `torch.distributed` group."
@@ -207,7 +223,7 @@ class Trainer:
         if data is None:
             from bioss_nb.data import load_dataset
             data = load_dataset(cfg.data, 'train')[0]
-        self.x = (data[:cfg.n_train] if cfg.n_train else data).to(self.device)
+        self.x = prepare_images(cfg, data[:cfg.n_train] if cfg.n_train else data).to(self.device)
         self.n_batches = len(self.x) // cfg.batch_size
         if self.n_batches < 1: raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(self.x)} training images")
         self.encoder, self.heads = build_networks(cfg)
@@ -241,8 +257,9 @@ class Trainer:
     def stages(self) -> list:
         "[(block trained or None for all, epochs)] in order."
         c = self.cfg
-        if c.schedule == 'gll': return [(l, c.epochs) for l in range(self.L)]
-        if c.schedule == 'rll': return [(None, c.epochs * self.L)]
+        e = c.ll_epochs or c.epochs
+        if c.schedule == 'gll': return [(l, e) for l in range(self.L)]
+        if c.schedule == 'rll': return [(None, e * self.L)]
         return [(None, c.epochs)]
 
     @property
@@ -266,8 +283,9 @@ def views(self:Trainer, xb:torch.Tensor) -> tuple:
 
 # %% ../nbs/07_train.ipynb #9e4a14e5
 @patch
-def _check(self:Trainer, loss:torch.Tensor) -> float:
-    v = loss.item()
+def _check(self:Trainer, loss) -> float:
+    "The loss as a float; `NonFiniteLossError` (naming the position and the run folder) if it is NaN or infinite."
+    v = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
     if not math.isfinite(v):
         p = self.pos
         raise NonFiniteLossError(f"loss is {v} at stage {p['stage']}, epoch {p['epoch']}, batch {p['batch']} (step {p['step']}); "
@@ -279,8 +297,8 @@ def step_e2e(self:Trainer, xb:torch.Tensor) -> float:
     "One E2E update: loss(z1, z2) with z = head(encoder(view)), all blocks and the head updated."
     v1, v2 = self.views(xb)
     if self.dtp is not None:
-        out = self.dtp.step(v1, v2)
-        return self._check(torch.as_tensor(out['loss']))
+        out = self.dtp.step(v1, v2, check=lambda vals: [self._check(v) for v in vals])   # checked before any step
+        return out['loss']
     z1, z2 = self.heads[0](self.model(torch.cat([v1, v2]))).chunk(2)
     loss = self.loss_fn(z1, z2)
     v = self._check(loss)
@@ -412,7 +430,7 @@ def _end_epoch(self:Trainer, layer, n_epochs):
             if hasattr(cb, 'after_stage'): cb.after_stage(self, dict(stage=p['stage'] - 1, layer=layer))
 
 # %% ../nbs/07_train.ipynb #e944412c
-_RESUMABLE_CHANGES = {'epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch',
+_RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch',
                       'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data', 'n_probe'}
 
 def train(cfg:Config, # the run's settings
