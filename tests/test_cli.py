@@ -50,10 +50,10 @@ def test_table_small(tmp_path, capsys):
                  '--epochs', '1', '--probe-epochs', '2', '--n-probe', '500', *SMALL]) == 0
     md = (out / 'table.md').read_text()
     assert md.startswith('Command: `bioss-nb table --preset tiny --seeds 0 1 --out')
-    assert '| Contr. Hinge | E2E | BP |' in md and '| Rnd. encoder |' in md and 'over 2 seeds' in md
+    assert '| Contr. Hinge | all | E2E | BP |' in md and '| Rnd. encoder |' in md and 'over 2 seeds' in md
     assert (out / 'table.png').stat().st_size > 1000
     assert len((out / 'results.jsonl').read_text().splitlines()) == 4
-    assert '| Loss | Learning | Update |' in capsys.readouterr().out
+    assert '| Loss | Negatives / head | Learning | Update |' in capsys.readouterr().out
 
 def test_demo_quick(tmp_path, capsys):
     out = tmp_path / 'demo'
