@@ -9,14 +9,19 @@ WORKERS ?= 2
 # one thread per notebook worker: two workers with two threads each on two cores slow small ops a hundredfold
 NB_THREADS ?= 1
 
-.PHONY: install demo test lab docs bench sync-check nbtest pytest clean
+.PHONY: install lock demo test lab docs bench sync-check nbtest pytest clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# pyproject.toml states the ranges the code needs; constraints.txt pins the tested set (torch 2.14.1, torchvision 0.29.1, ...)
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+
+## Re-pin constraints.txt to what .venv holds now (after changing dependencies and testing them).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^-e ' > constraints.txt
 
 ## The main job on the embedded default data (mnist5k).
 demo: $(STAMP)
@@ -31,9 +36,9 @@ test: $(STAMP)
 
 ## JupyterLab on the course notebooks.
 lab: $(STAMP)
-	$(BIN)/jupyter lab nbs/
+	$(BIN)/jupyter lab nbs/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
-## The documentation site (nbdev-docs with Quarto; nbconvert without it).
+## The documentation site (nbdev-docs with Quarto; Sphinx without it).
 docs: $(STAMP)
 	$(BIN)/python tools/build_site.py
 

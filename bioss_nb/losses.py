@@ -13,7 +13,7 @@ from torch.autograd.function import once_differentiable
 from .core import check_choice
 
 # %% auto #0
-__all__ = ['LOSSES', 'check_embeddings', 'PairwiseL1', 'pairwise_l1', 'ContrastiveHinge', 'hinge_error', 'SimCLR', 'get_loss']
+__all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'hinge_error', 'SimCLR', 'get_loss', 'PairwiseL1', 'pairwise_l1']
 
 # %% ../nbs/03_losses.ipynb #f5941871
 def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
@@ -32,6 +32,105 @@ def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
     for name, z in (('z1', z1), ('z2', z2)):
         if not torch.isfinite(z).all():
             raise ValueError(f"{name} contains NaN or infinite values")
+
+# %% ../nbs/03_losses.ipynb #0bbeb9cf
+class ContrastiveHinge(nn.Module):
+    "L1 contrastive hinge loss on un-normalised embeddings, summed over pairs: `loss(z1, z2)`."
+    def __init__(self, tau:float=2., # threshold: the midpoint between the two margins
+                 delta:float=1., # margin: positives pulled below tau-delta, negatives pushed above tau+delta
+                 n_negs:int|None=None, # None: all B-1 in-batch negatives; F: offsets 1..F-1 (F-1 negatives), weight 1/F
+                 grad_block:bool=False): # detach z1 (view 1 acts as stored activity): only z2 gets an error
+        super().__init__()
+        if n_negs is not None and (isinstance(n_negs, bool) or not isinstance(n_negs, int) or n_negs < 1):
+            raise ValueError(f"n_negs={n_negs!r} must be None (all negatives) or an integer >= 1")
+        if not 0 < tau < float('inf'): raise ValueError(f"tau={tau!r} must be a finite number > 0")
+        if not 0 <= delta < float('inf'): raise ValueError(f"delta={delta!r} must be a finite number >= 0")
+        self.tau, self.delta, self.n_negs, self.grad_block = float(tau), float(delta), n_negs, grad_block
+
+    def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
+        check_embeddings(z1, z2); B = len(z1)
+        if B < 2: raise ValueError(f"z1 and z2 have batch size {B}: the hinge needs B >= 2 images, so that there are negatives")
+        if self.n_negs is not None and self.n_negs > B:
+            raise ValueError(f"n_negs={self.n_negs} asks for {self.n_negs - 1} negatives per anchor, but a batch of size {B} "
+                             f"has at most {B - 1}: use n_negs <= {B} (or n_negs=None for all negatives)")
+        if self.grad_block: z1 = z1.detach()
+        lo, hi = self.tau - self.delta, self.tau + self.delta
+        if self.n_negs is None:
+            d = pairwise_l1(z1, z2)                          # d_ij = ||z1_i - z2_j||_1, (B, B)
+            eye = torch.eye(len(d), dtype=torch.bool, device=d.device)
+            pos = F.relu(torch.diagonal(d) - lo).sum()       # sum_i [d_ii - (tau-delta)]_+
+            neg = F.relu(hi - d.masked_fill(eye, float('inf'))).sum()  # sum_{i!=j} [(tau+delta) - d_ij]_+
+            return pos + neg
+        L = F.relu((z1 - z2).abs().sum(1) - lo).sum()       # positives, weight 1
+        for m in range(1, self.n_negs):                     # negatives (j, j+m), no wrap-around, weight 1/F
+            d = (z1[:-m] - z2[m:]).abs().sum(1)
+            L = L + F.relu(hi - d).sum() / self.n_negs
+        return L
+
+    def per_image_scale(self, n:int) -> float:
+        "Factor that makes the loss of n images a sum of per-image terms that do not grow with n (see below)."
+        return 1. / n if self.n_negs is None else 1.   # all negatives: each image meets n pairs; few: at most F
+
+    def extra_repr(self):
+        return f"tau={self.tau}, delta={self.delta}, n_negs={self.n_negs}, grad_block={self.grad_block}"
+
+# %% ../nbs/03_losses.ipynb #3dd7090e
+def hinge_error(z1:torch.Tensor, # view 1's embeddings (B, D): stored activity
+                z2:torch.Tensor, # view 2's embeddings (B, D): current activity
+                tau:float=2., delta:float=1., # the hinge's threshold and margin
+                n_negs:int|None=None, # as in `ContrastiveHinge`
+               ) -> tuple:
+    "dL/dz1, dL/dz2 of `ContrastiveHinge` from comparisons and counts alone (teaching version: O(B^2 D) memory)."
+    check_embeddings(z1, z2)
+    B = len(z1)
+    above = (z2[None, :, :] > z1[:, None, :]).to(z1.dtype) - (z2[None, :, :] < z1[:, None, :]).to(z1.dtype)  # sign(z2_jk - z1_ik), (i, j, k)
+    d = (z1[:, None, :] - z2[None, :, :]).abs().sum(-1)                         # d_ij
+    y = 2 * torch.eye(B, dtype=z1.dtype, device=z1.device) - 1                    # +1 positive pair, -1 negative
+    w = torch.ones_like(d)                                                        # pair weights: 1, or 1/F and 0
+    if n_negs is not None:
+        off = torch.arange(B, device=d.device)[None, :] - torch.arange(B, device=d.device)[:, None]                 # m = j - i
+        w = ((off > 0) & (off < n_negs)).to(d.dtype) / n_negs + (off == 0).to(d.dtype)
+    a = (delta - y * (tau - d) > 0).to(z1.dtype)                                  # hinge active: a comparison with a threshold
+    c = w * a * y                                                                 # signed, weighted active pairs
+    e2 = torch.einsum('ij,ijk->jk', c, above)                                     # sum_i c_ij sign(z2_jk - z1_ik)
+    e1 = -torch.einsum('ij,ijk->ik', c, above)                                    # sum_j c_ij sign(z1_ik - z2_jk)
+    return e1, e2
+
+# %% ../nbs/03_losses.ipynb #312b158b
+class SimCLR(nn.Module):
+    "NT-Xent on L2-normalised embeddings, 2B-1 candidates per anchor, both directions summed: `loss(z1, z2)`."
+    def __init__(self, tau:float=0.1): # temperature
+        super().__init__()
+        if not 0 < tau < float('inf'): raise ValueError(f"tau={tau!r} must be a finite temperature > 0")
+        self.tau = float(tau)
+
+    def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
+        check_embeddings(z1, z2)
+        if len(z1) < 2: raise ValueError(f"z1 and z2 have batch size {len(z1)}: SimCLR needs B >= 2 images, so that there are negatives")
+        h1, h2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)      # h = z / ||z||_2
+        B = len(h1)
+        self_mask = torch.eye(B, dtype=torch.bool, device=h1.device)
+        ab = h1 @ h2.T / self.tau                                     # cross-view cosines / tau_s
+        aa = (h1 @ h1.T / self.tau).masked_fill(self_mask, float('-inf'))  # within view 1, self excluded
+        bb = (h2 @ h2.T / self.tau).masked_fill(self_mask, float('-inf'))
+        target = torch.arange(B, device=h1.device)                    # the positive: the same image in the other view
+        ce_a = F.cross_entropy(torch.cat([ab, aa], 1), target)        # anchors in view 1, batch mean
+        ce_b = F.cross_entropy(torch.cat([ab.T, bb], 1), target)      # anchors in view 2
+        return ce_a + ce_b
+
+    def per_image_scale(self, n:int) -> float:
+        "Factor that makes the loss of n images a sum of per-image terms that do not grow with n: 1, it is a batch mean."
+        return 1.
+
+    def extra_repr(self): return f"tau={self.tau}"
+
+# %% ../nbs/03_losses.ipynb #59336711
+LOSSES = dict(hinge=ContrastiveHinge, simclr=SimCLR)
+
+def get_loss(name:str, # 'hinge' or 'simclr'
+             **kw) -> nn.Module: # passed to the loss's constructor
+    "Build a contrastive loss by name."
+    return LOSSES[check_choice(name, 'name', LOSSES)](**kw)
 
 # %% ../nbs/03_losses.ipynb #45a37403
 class PairwiseL1(torch.autograd.Function):
@@ -76,96 +175,3 @@ def _l1_grads_chunked(z1, z2, G, g1, g2, budget:int=2**22):
 def pairwise_l1(z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
     "All pairwise L1 distances (B1, B2) between rows of z1 (B1, D) and z2 (B2, D); O(B1 B2) memory, forward and backward."
     return PairwiseL1.apply(z1, z2)
-
-# %% ../nbs/03_losses.ipynb #0bbeb9cf
-class ContrastiveHinge(nn.Module):
-    "L1 contrastive hinge loss on un-normalised embeddings, summed over pairs: `loss(z1, z2)`."
-    def __init__(self, tau:float=2., # threshold: the midpoint between the two margins
-                 delta:float=1., # margin: positives pulled below tau-delta, negatives pushed above tau+delta
-                 n_negs:int|None=None, # None: all B-1 in-batch negatives; F: offsets 1..F-1 (F-1 negatives), weight 1/F
-                 grad_block:bool=False): # detach z1 (view 1 acts as stored activity): only z2 gets an error
-        super().__init__()
-        if n_negs is not None and (isinstance(n_negs, bool) or not isinstance(n_negs, int) or n_negs < 1):
-            raise ValueError(f"n_negs={n_negs!r} must be None (all negatives) or an integer >= 1")
-        if not delta >= 0: raise ValueError(f"delta={delta!r} must be >= 0")
-        self.tau, self.delta, self.n_negs, self.grad_block = float(tau), float(delta), n_negs, grad_block
-
-    def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
-        check_embeddings(z1, z2)
-        if self.grad_block: z1 = z1.detach()
-        lo, hi = self.tau - self.delta, self.tau + self.delta
-        if self.n_negs is None:
-            d = pairwise_l1(z1, z2)                          # d_ij = ||z1_i - z2_j||_1, (B, B)
-            eye = torch.eye(len(d), dtype=torch.bool, device=d.device)
-            pos = F.relu(torch.diagonal(d) - lo).sum()       # sum_i [d_ii - (tau-delta)]_+
-            neg = F.relu(hi - d.masked_fill(eye, float('inf'))).sum()  # sum_{i!=j} [(tau+delta) - d_ij]_+
-            return pos + neg
-        L = F.relu((z1 - z2).abs().sum(1) - lo).sum()       # positives, weight 1
-        for m in range(1, min(self.n_negs, len(z1))):       # negatives (j, j+m), no wrap-around, weight 1/F
-            d = (z1[:-m] - z2[m:]).abs().sum(1)
-            L = L + F.relu(hi - d).sum() / self.n_negs
-        return L
-
-    def per_image_scale(self, n:int) -> float:
-        "Factor that makes the loss of n images a sum of per-image terms that do not grow with n (see below)."
-        return 1. / n if self.n_negs is None else 1.   # all negatives: each image meets n pairs; few: at most F
-
-    def extra_repr(self):
-        return f"tau={self.tau}, delta={self.delta}, n_negs={self.n_negs}, grad_block={self.grad_block}"
-
-# %% ../nbs/03_losses.ipynb #3dd7090e
-def hinge_error(z1:torch.Tensor, # view 1's embeddings (B, D): stored activity
-                z2:torch.Tensor, # view 2's embeddings (B, D): current activity
-                tau:float=2., delta:float=1., # the hinge's threshold and margin
-                n_negs:int|None=None, # as in `ContrastiveHinge`
-               ) -> tuple:
-    "dL/dz1, dL/dz2 of `ContrastiveHinge` from comparisons and counts alone (teaching version: O(B^2 D) memory)."
-    check_embeddings(z1, z2)
-    B = len(z1)
-    above = (z2[None, :, :] > z1[:, None, :]).to(z1.dtype) - (z2[None, :, :] < z1[:, None, :]).to(z1.dtype)  # sign(z2_jk - z1_ik), (i, j, k)
-    d = (z1[:, None, :] - z2[None, :, :]).abs().sum(-1)                         # d_ij
-    y = 2 * torch.eye(B, dtype=z1.dtype, device=z1.device) - 1                    # +1 positive pair, -1 negative
-    w = torch.ones_like(d)                                                        # pair weights: 1, or 1/F and 0
-    if n_negs is not None:
-        off = torch.arange(B, device=d.device)[None, :] - torch.arange(B, device=d.device)[:, None]                 # m = j - i
-        w = ((off > 0) & (off < n_negs)).to(d.dtype) / n_negs + (off == 0).to(d.dtype)
-    a = (delta - y * (tau - d) > 0).to(z1.dtype)                                  # hinge active: a comparison with a threshold
-    c = w * a * y                                                                 # signed, weighted active pairs
-    e2 = torch.einsum('ij,ijk->jk', c, above)                                     # sum_i c_ij sign(z2_jk - z1_ik)
-    e1 = -torch.einsum('ij,ijk->ik', c, above)                                    # sum_j c_ij sign(z1_ik - z2_jk)
-    return e1, e2
-
-# %% ../nbs/03_losses.ipynb #312b158b
-class SimCLR(nn.Module):
-    "NT-Xent on L2-normalised embeddings, 2B-1 candidates per anchor, both directions summed: `loss(z1, z2)`."
-    def __init__(self, tau:float=0.1): # temperature
-        super().__init__()
-        if not tau > 0: raise ValueError(f"tau={tau!r} must be > 0")
-        self.tau = float(tau)
-
-    def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
-        check_embeddings(z1, z2)
-        h1, h2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)      # h = z / ||z||_2
-        B = len(h1)
-        self_mask = torch.eye(B, dtype=torch.bool, device=h1.device)
-        ab = h1 @ h2.T / self.tau                                     # cross-view cosines / tau_s
-        aa = (h1 @ h1.T / self.tau).masked_fill(self_mask, float('-inf'))  # within view 1, self excluded
-        bb = (h2 @ h2.T / self.tau).masked_fill(self_mask, float('-inf'))
-        target = torch.arange(B, device=h1.device)                    # the positive: the same image in the other view
-        ce_a = F.cross_entropy(torch.cat([ab, aa], 1), target)        # anchors in view 1, batch mean
-        ce_b = F.cross_entropy(torch.cat([ab.T, bb], 1), target)      # anchors in view 2
-        return ce_a + ce_b
-
-    def per_image_scale(self, n:int) -> float:
-        "Factor that makes the loss of n images a sum of per-image terms that do not grow with n: 1, it is a batch mean."
-        return 1.
-
-    def extra_repr(self): return f"tau={self.tau}"
-
-# %% ../nbs/03_losses.ipynb #59336711
-LOSSES = dict(hinge=ContrastiveHinge, simclr=SimCLR)
-
-def get_loss(name:str, # 'hinge' or 'simclr'
-             **kw) -> nn.Module: # passed to the loss's constructor
-    "Build a contrastive loss by name."
-    return LOSSES[check_choice(name, 'name', LOSSES)](**kw)

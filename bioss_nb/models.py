@@ -1,4 +1,4 @@
-"""The paper's CONV6 network for CIFAR, a small encoder for digits, and the projection head, built under any feedback rule.
+"""The paper's CONV6 network for CIFAR, its VGG6 network for STL10, a small encoder for digits, and the projection head, built under any feedback rule.
 
 Docs: https://bioss-nb.github.io/bioss_nb/models.html.md"""
 
@@ -11,7 +11,8 @@ from torch import nn
 from .core import check_choice
 
 # %% auto #0
-__all__ = ['ENCODERS', 'Block', 'Encoder', 'conv6', 'mnist_net', 'projection_head', 'build_encoder']
+__all__ = ['VGG6_WIDTHS', 'VGG6_TINY_WIDTHS', 'ENCODERS', 'Block', 'Encoder', 'conv6', 'vgg6', 'mnist_net', 'projection_head',
+           'head_for', 'vgg6_tiny', 'build_encoder', 'conv_macs']
 
 # %% ../nbs/05_models.ipynb #de41c28d
 class Block(nn.Sequential):
@@ -36,28 +37,61 @@ class Encoder(nn.Module):
     "A stack of `Block`s, addressable by index, with the shape of every block's output known in advance."
     def __init__(self, blocks:list, # the blocks, input first
                  in_shape:tuple, # (C, H, W) of one input image
-                 name:str='encoder'):
+                 name:str='encoder',
+                 extra_sizes:tuple=(), # other (H, W) the encoder reads, e.g. CLAPP's 16x16 patches
+                 head_pool:int=1): # heads and probes average-pool a block's output by this factor first (VGG6: 2)
         super().__init__()
         self.layers, self.in_shape, self.name = nn.ModuleList(blocks), tuple(in_shape), name
+        self.in_sizes = (tuple(in_shape[1:]),) + tuple(tuple(s) for s in extra_sizes)
+        self.head_pool = int(head_pool)
+        self.out_shapes = self.shapes_for(in_shape[1:])
+
+    def shapes_for(self, size:tuple) -> list: # (C, H, W) of every block's output for an (H, W) input
+        if all(isinstance(b, Block) for b in self.layers):    # same-padded convolutions: only pools change the size
+            (H, W), out = size, []
+            for b in self.layers:
+                if b.pools: H, W = H // 2, W // 2
+                out.append((b.conv.out_channels, H, W))
+            return out
         with torch.no_grad():
-            h, shapes = torch.zeros(1, *in_shape), []
+            h, shapes = torch.zeros(1, self.in_shape[0], *size), []
             for b in self.layers: h = b(h); shapes.append(tuple(h.shape[1:]))
-        self.out_shapes = shapes
+        return shapes
 
     def __len__(self): return len(self.layers)
     def __getitem__(self, l): return self.layers[l]
     def __iter__(self): return iter(self.layers)
     @property
     def out_features(self) -> list: return [c * h * w for c, h, w in self.out_shapes]
+    @property
+    def head_features(self) -> list: # flattened size of every block's output after the heads' average-pool
+        p = self.head_pool
+        return [c * (h // p) * (w // p) for c, h, w in self.out_shapes]
+
+    def check_input(self, x): # raise one ValueError unless x is a float batch this encoder reads
+        ok = (isinstance(x, torch.Tensor) and x.ndim == 4 and x.is_floating_point() and x.shape[1] == self.in_shape[0]
+              and tuple(x.shape[2:]) in self.in_sizes)
+        if ok: return x
+        C = self.in_shape[0]
+        want = ' or '.join(f"(N, {C}, {h}, {w})" for h, w in self.in_sizes)
+        got = (f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__)
+        hint = ''
+        if isinstance(x, torch.Tensor):
+            if x.dtype == torch.uint8: hint = '; convert uint8 images with bioss_nb.core.to_float'
+            elif not x.is_floating_point(): hint = '; images must be floating-point'
+            elif x.ndim == 3 and x.shape[0] == C: hint = '; add the batch dimension: x[None]'
+        raise ValueError(f"x must be floating-point images {want} for encoder {self.name!r}, got {got}{hint}")
 
     def forward_to(self, x, l:int): # run blocks 0..l inclusive
         if not -len(self) <= l < len(self): raise ValueError(f"l={l} is not a block index; the encoder has {len(self)} blocks")
+        self.check_input(x)
         for b in self.layers[:l % len(self) + 1]: x = b(x)
         return x
 
     def forward(self, x): return self.forward_to(x, len(self) - 1)
 
     def features(self, x, upto:int|None=None) -> list: # outputs of blocks 0..upto (all by default)
+        self.check_input(x)
         hs = []
         for b in self.layers[:(len(self) if upto is None else upto + 1)]: x = b(x); hs.append(x)
         return hs
@@ -71,8 +105,9 @@ def _apply_rule(model:nn.Module, rule:str) -> nn.Module:
     return convert(model, rule)
 
 # %% ../nbs/05_models.ipynb #e7a2ffed
-def conv6(rule:str='bp', # feedback rule for every layer: 'bp', 'rf', 'urf' or 'sign'
+def conv6(rule:str='bp', # feedback rule for every layer: 'bp', 'rf', 'urf', 'sign' or 'usign'
           in_shape:tuple=(3, 32, 32), # (C, H, W) of the input: the paper's is CIFAR's
+          patch:int|None=None, # also read (C, patch, patch) patches (CLAPP on CIFAR: 8)
          ) -> Encoder:
     "The authors' CIFAR encoder: 3x32x32 -> 512x4x4, five bias-free 3x3 convolutions."
     blocks = [Block(in_shape[0], 32, act='hardtanh'),  # h_0: 32x32x32
@@ -80,7 +115,30 @@ def conv6(rule:str='bp', # feedback rule for every layer: 'bp', 'rf', 'urf' or '
               Block(32, 64, act='hardtanh'),    # h_2: 64x16x16
               Block(64, 64, pool=True),         # h_3: 64x8x8
               Block(64, 512, pool=True)]        # h_4: 512x4x4 = 8192
-    return _apply_rule(Encoder(blocks, in_shape, 'conv6'), rule)
+    if patch is not None and patch < 8: raise ValueError(f"patch={patch} must be at least 8: three 2x2 pools halve it three times")
+    return _apply_rule(Encoder(blocks, in_shape, 'conv6', extra_sizes=() if patch is None else ((patch, patch),)), rule)
+
+# %% ../nbs/05_models.ipynb #6767f926
+VGG6_WIDTHS = (128, 256, 256, 512, 1024, 1024)
+
+def vgg6(rule:str='bp', # feedback rule for every layer: one of 'bp', 'rf', 'urf', 'sign', 'usign'
+         in_shape:tuple=(3, 64, 64), # (C, H, W) of the input: STL10 crops (CLAPP: (1, 64, 64))
+         patch:int|None=None, # also read (C, patch, patch) patches (CLAPP: 16)
+         widths:tuple=VGG6_WIDTHS, # channels of the six blocks
+        ) -> Encoder:
+    "The authors' STL10 encoder: 3x64x64 -> 1024x4x4, six bias-free 3x3 convolutions, each with Hardtanh."
+    if len(widths) != 6 or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise ValueError(f"widths={widths!r} must be six positive integers")
+    c0, c1, c2, c3, c4, c5 = widths
+    blocks = [Block(in_shape[0], c0, act='hardtanh'),           # h_0: 128x64x64
+              Block(c0, c1, act='hardtanh', pool=True),        # h_1: 256x32x32
+              Block(c1, c2, act='hardtanh'),                   # h_2: 256x32x32
+              Block(c2, c3, act='hardtanh', pool=True),        # h_3: 512x16x16
+              Block(c3, c4, act='hardtanh', pool=True),        # h_4: 1024x8x8
+              Block(c4, c5, act='hardtanh', pool=True)]        # h_5: 1024x4x4 = 16384; heads read 1024x2x2 = 4096
+    extra = () if patch is None else ((patch, patch),)
+    if patch is not None and patch < 16: raise ValueError(f"patch={patch} must be at least 16: four 2x2 pools halve it four times")
+    return _apply_rule(Encoder(blocks, in_shape, 'vgg6', extra_sizes=extra, head_pool=2), rule)
 
 # %% ../nbs/05_models.ipynb #4c40c0f2
 def mnist_net(rule:str='bp', # feedback rule for every layer
@@ -93,19 +151,48 @@ def mnist_net(rule:str='bp', # feedback rule for every layer
     return _apply_rule(Encoder(blocks, (1, 28, 28), 'mnist'), rule)
 
 # %% ../nbs/05_models.ipynb #793577ce
-def projection_head(in_features:int, # flattened size of the block it reads
+def projection_head(in_features:int, # flattened size the linear map reads (after the pool, if any)
                     dim:int=64, # embedding size (the paper: 64)
                     rule:str='bp', # feedback rule of the linear layer
+                    pool:int=1, # average-pool by this factor first (VGG6: 2)
                    ) -> nn.Sequential:
-    "Flatten, then a bias-free linear map to `dim` numbers."
+    "Optionally AvgPool2d(pool), then flatten, then a bias-free linear map to `dim` numbers."
     if in_features < 1 or dim < 1: raise ValueError(f"in_features={in_features} and dim={dim} must be positive")
-    return _apply_rule(nn.Sequential(nn.Flatten(), nn.Linear(in_features, dim, bias=False)), rule)
+    if not isinstance(pool, int) or pool < 1: raise ValueError(f"pool={pool!r} must be a positive integer")
+    mods = ([nn.AvgPool2d(pool)] if pool > 1 else []) + [nn.Flatten(), nn.Linear(in_features, dim, bias=False)]
+    return _apply_rule(nn.Sequential(*mods), rule)
+
+def head_for(enc:Encoder, # the encoder
+             l:int=-1, # the block the head reads
+             dim:int=64, rule:str='bp', # as in `projection_head`
+            ) -> nn.Sequential:
+    "The projection head of block `l` of `enc`, with the encoder's `head_pool`."
+    return projection_head(enc.head_features[l], dim, rule, pool=enc.head_pool)
 
 # %% ../nbs/05_models.ipynb #11d1ecda
-ENCODERS = dict(conv6=conv6, mnist=mnist_net)
+VGG6_TINY_WIDTHS = (8, 16, 16, 32, 64, 64)
+def vgg6_tiny(rule:str='bp', **kw) -> Encoder:
+    "VGG6 with a sixteenth of the channels: the same blocks and shapes, for CPUs."
+    return vgg6(rule, widths=VGG6_TINY_WIDTHS, **kw)
 
-def build_encoder(name:str, # 'conv6' or 'mnist'
+ENCODERS = dict(conv6=conv6, mnist=mnist_net, vgg6=vgg6, vgg6_tiny=vgg6_tiny)
+
+def build_encoder(name:str, # one of ENCODERS: 'conv6', 'mnist', 'vgg6', 'vgg6_tiny'
                   rule:str='bp', # feedback rule
+                  **kw, # passed to the constructor, e.g. in_shape=(1, 64, 64), patch=16 for CLAPP
                  ) -> Encoder:
     "An encoder by name, built under `rule`."
-    return ENCODERS[check_choice(name, 'encoder', tuple(ENCODERS))](rule=rule)
+    return ENCODERS[check_choice(name, 'encoder', tuple(ENCODERS))](rule=rule, **kw)
+
+# %% ../nbs/05_models.ipynb #e569fb89
+def conv_macs(enc:Encoder, # the encoder
+              size:tuple|None=None, # (H, W) of the input; None: enc.in_shape's
+             ) -> list:
+    "Multiply-adds per image of every block's convolution (before its pool)."
+    H, W = size or enc.in_shape[1:]
+    out = []
+    for b in enc:
+        c = b.conv
+        out.append(c.in_channels * c.out_channels * c.kernel_size[0] * c.kernel_size[1] * H * W // c.groups)
+        if b.pools: H, W = H // 2, W // 2
+    return out

@@ -6,25 +6,36 @@ Docs: https://bioss-nb.github.io/bioss_nb/train.html.md"""
 
 # %% ../nbs/07_train.ipynb #f5e679ef
 from __future__ import annotations
-import dataclasses, json, math, os, tempfile, time
+import dataclasses, json, math, os, signal, tempfile, threading, time, typing
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
+from typing import Literal
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import get_device, seed_everything, check_choice, to_float, RULE_COLORS, NonFiniteLossError
-from .models import build_encoder, projection_head
+from .models import build_encoder, projection_head, head_for
+try: import fcntl                     # run-folder locks (POSIX); elsewhere runs are not locked
+except ImportError: fcntl = None
 
 # %% auto #0
-__all__ = ['DATASETS', 'SCHEDULES', 'TRAIN_RULES', 'LOSSES', 'PRESETS', 'Config', 'get_config', 'build_networks', 'build_loss',
-           'prepare_images', 'is_main_process', 'Trainer', 'train', 'load_encoder']
+__all__ = ['DATASETS', 'ENCODERS', 'SCHEDULES', 'TRAIN_RULES', 'LOSSES', 'PAIRINGS', 'VIEWS', 'LOGGERS', 'PRECISIONS', 'PRESETS',
+           'Config', 'encoder_kwargs', 'get_config', 'build_networks', 'build_loss', 'prepare_images',
+           'is_main_process', 'RunFolderError', 'check_out', 'RunLock', 'read_config', 'load_checkpoint',
+           'init_distributed', 'gather_rows', 'Trainer', 'read_metrics', 'RunInterrupted', 'train', 'load_encoder']
 
 # %% ../nbs/07_train.ipynb #f385eeea
-DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100')
+DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
+ENCODERS = ('conv6', 'mnist', 'vgg6', 'vgg6_tiny')
 SCHEDULES = ('e2e', 'gll', 'rll')
 TRAIN_RULES = ('bp', 'rf', 'urf', 'sign', 'usign', 'dtp')
-LOSSES = ('hinge', 'simclr')
+LOSSES = ('hinge', 'simclr', 'clapp')
+PAIRINGS = ('independent', 'original')
+VIEWS = ('affine', 'crops')
+_STL = ('stl10', 'shapes')          # 96x96 colour images, read by VGG6 as 64x64 crops
+LOGGERS = ('jsonl', 'csv', 'tensorboard')
+PRECISIONS = ('fp32', 'bf16')
 _GRAY = ('mnist5k', 'mnist', 'emnist-letters')
 
 # %% ../nbs/07_train.ipynb #d854a5ce
@@ -32,24 +43,27 @@ _GRAY = ('mnist5k', 'mnist', 'emnist-letters')
 class Config:
     "Every setting of one self-supervised run, its linear probe and its robustness test."
     # data
-    data:str='mnist5k'              # SSL training set: a `load_dataset` name
+    data:Literal[DATASETS]='mnist5k' # SSL training set: a `load_dataset` name
     n_train:int|None=None           # use the first n_train training images (None: all)
-    probe_data:str|None=None        # labelled set for the linear probe (None: same as `data`)
+    probe_data:Literal[DATASETS]|None=None # labelled set for the linear probe (None: same as `data`)
     n_probe:int|None=None           # use the first n_probe probe-training images (None: all)
+    ssl_subset:int|None=None        # SSL on a fixed random subset of this many images (the authors: 50,000 of STL10's unlabeled)
     to_rgb32:bool=False             # pad 1x28x28 digits to 3x32x32 (`to_rgb32`), so that CONV6 can read them
     # model
-    encoder:str='mnist'             # 'conv6' (3x32x32; digits with to_rgb32) or 'mnist' (1x28x28)
+    encoder:Literal[ENCODERS]='mnist' # 'conv6' (3x32x32; digits with to_rgb32), 'mnist' (1x28x28), 'vgg6' or 'vgg6_tiny' (64x64 crops)
     head_dim:int=64                 # size of z
     # loss
-    loss:str='hinge'                # 'hinge' or 'simclr'
+    loss:Literal[LOSSES]='hinge'    # 'hinge', 'simclr' or 'clapp' (patches of one view; no projection head)
     tau:float=2.                    # hinge threshold
     delta:float=1.                  # hinge margin: positives pulled below tau-delta, negatives pushed above tau+delta
     n_negs:int|None=None            # hinge: None = all in-batch negatives, F = the paper's "5 negatives" variant
     grad_block:bool=False           # hinge: detach view 1
     simclr_tau:float=0.1            # SimCLR temperature
+    clapp_patch:int=16              # CLAPP: patch side, stride half of it (STL10: 16 of a 64x64 crop; CIFAR: 8 of 32x32)
+    clapp_negs:int=1                # CLAPP: negatives per positive, drawn from the batch's patches
     # learning
-    rule:str='bp'                   # 'bp', 'rf', 'urf', 'sign', 'usign' or 'dtp' (E2E only)
-    schedule:str='e2e'              # 'e2e', 'gll' or 'rll'
+    rule:Literal[TRAIN_RULES]='bp'  # 'bp', 'rf', 'urf', 'sign', 'usign' or 'dtp' (E2E only)
+    schedule:Literal[SCHEDULES]='e2e' # 'e2e', 'gll' or 'rll'
     dtp_alpha:float=0.5             # DTP: top-target step size
     dtp_sigma:float=1.              # DTP: noise std for training the inverses
     dtp_lr_inv:float=1e-3           # DTP: Adam lr of the inverses (forward layers use lr)
@@ -57,13 +71,15 @@ class Config:
     epochs:int=400                  # E2E: epochs; GLL: epochs per block; RLL: passes = epochs x L (unless ll_epochs)
     ll_epochs:int|None=None         # GLL and RLL: epochs per block instead of `epochs` (None: `epochs`)
     batch_size:int=500              # images per mini-batch (2 x batch_size views)
-    # deformations (two_views)
+    # positive pairs: views='affine' (two_views: p, s, h, flip, affine_frac, pairing) or 'crops' (two_crops: crop_size, flip)
+    views:Literal[VIEWS]='affine'   # 'affine': the paper's deformation; 'crops': its STL10 pipeline (CLAPP: a grayscale crop)
+    crop_size:int=64                # 'crops': side of the crops; the probe reads the central crop of this size
     p:float=0.5                     # affine strength
     s:float=4.                      # saturation: S * 2^U(-s/2, s/2) (colour images; 0: unchanged)
     h:float=0.2                     # hue: H + U(-h/2, h/2) (colour images; 0: unchanged)
     flip:float=0.5                  # probability of a horizontal flip
     affine_frac:float=0.5           # fraction of each view's images that get the affine part
-    pairing:str='independent'       # 'independent' (both views deformed) or 'original' (x and a deformed x)
+    pairing:Literal[PAIRINGS]='independent' # 'independent' (both views deformed) or 'original' (x and a deformed x)
     # linear probe and robustness
     probe_epochs:int=200            # epochs of the linear classifier
     probe_lr:float=1e-3             # its Adam learning rate
@@ -78,10 +94,13 @@ class Config:
     # run
     seed:int=0                      # seeds weights, batch order, deformations and RLL's layer draws
     device:str|None=None            # None: $BIOSS_DEVICE, else cuda, mps, cpu
-    out:str='runs/run'              # run directory: config.json, metrics.jsonl, checkpoint.pt
+    out:str='runs/run'              # run folder: config.json, metrics.jsonl, checkpoint.pt (one writer at a time)
     ckpt_every:int=1                # checkpoint every this many epochs (and at the end of every stage)
     progress:bool=True              # show a progress bar
     channels_last:bool=False        # NHWC memory layout for the convolutions: faster on CPUs (see the benchmark)
+    precision:Literal[PRECISIONS]='fp32' # 'bf16': forward passes under bfloat16 autocast (losses and updates stay fp32)
+    loggers:str='jsonl'             # comma-separated: 'jsonl' (metrics.jsonl, always), 'csv' (metrics.csv), 'tensorboard' (tb/)
+    explode:float=100.              # warn when an epoch's loss exceeds this many times its first step's loss (0: never)
 
     def replace(self, **kw) -> Config:
         "A copy with some fields changed (unknown names are an error)."
@@ -101,21 +120,49 @@ def _positive(cfg, *names, integer=False):
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not math.isfinite(v):
             raise ValueError(f"{n}={v!r} must be a positive {'integer' if integer else 'number'}")
 
+def _type_ok(v, hint) -> bool:
+    "Does `v` fit the field type `hint` (bool, int, float, str, Literal, and `X|None`)?"
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is Literal: return v in args
+    if args: return any(_type_ok(v, a) for a in args)                   # a union such as int|None
+    if hint is type(None): return v is None
+    if hint is bool: return isinstance(v, bool)
+    if hint is int: return isinstance(v, int) and not isinstance(v, bool)
+    if hint is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, hint)
+
+def _check_types(cfg):
+    "A `ValueError` naming the first field whose value does not have the field's type."
+    hints = typing.get_type_hints(type(cfg))
+    for f in fields(cfg):
+        v, h = getattr(cfg, f.name), hints[f.name]
+        if typing.get_origin(h) is Literal or any(typing.get_origin(a) is Literal for a in typing.get_args(h)):
+            lits = [a for a in (h, *typing.get_args(h)) if typing.get_origin(a) is Literal][0]
+            if v is None and type(None) in typing.get_args(h): continue
+            check_choice(v, f.name, typing.get_args(lits))
+        elif not _type_ok(v, h):
+            want = ' or '.join('None' if a is type(None) else a.__name__ for a in (typing.get_args(h) or (h,)))
+            raise ValueError(f"{f.name}={v!r} must be of type {want}")
+
 @patch
 def validate(self:Config) -> Config:
     "Return the config if it is usable, else raise a `ValueError` naming the field, the value and what is allowed."
-    check_choice(self.data, 'data', DATASETS)
-    if self.probe_data is not None: check_choice(self.probe_data, 'probe_data', DATASETS)
-    check_choice(self.encoder, 'encoder', ('conv6', 'mnist'))
-    check_choice(self.loss, 'loss', LOSSES)
-    check_choice(self.rule, 'rule', TRAIN_RULES)
-    check_choice(self.schedule, 'schedule', SCHEDULES)
-    check_choice(self.pairing, 'pairing', ('independent', 'original'))
+    _check_types(self)                    # names and choices come from the field types: `Literal[RULES]`, `int|None`, ...
     if self.rule == 'dtp' and self.schedule != 'e2e':
         raise ValueError(f"rule='dtp' needs schedule='e2e', got schedule={self.schedule!r}: DTP propagates targets "
                          "through every block; layer-wise schedules use 'bp', 'rf', 'urf', 'sign' or 'usign' in their heads")
-    _positive(self, 'epochs', 'batch_size', 'head_dim', 'probe_epochs', 'probe_batch', 'sup_epochs', 'sup_batch', 'ckpt_every', integer=True)
+    _positive(self, 'epochs', 'batch_size', 'head_dim', 'probe_epochs', 'probe_batch', 'sup_epochs', 'sup_batch', 'ckpt_every',
+              'crop_size', 'clapp_patch', 'clapp_negs', integer=True)
+    if self.ssl_subset is not None and self.ssl_subset < self.batch_size:
+        raise ValueError(f"ssl_subset={self.ssl_subset} is smaller than batch_size={self.batch_size}: no full mini-batch")
+    _check_views(self)
     _positive(self, 'lr', 'probe_lr', 'sup_lr', 'tau', 'simclr_tau', 'dtp_alpha', 'dtp_sigma', 'dtp_lr_inv')
+    if self.seed < 0: raise ValueError(f"seed={self.seed} must be >= 0")
+    for lg in self.loggers.split(','): check_choice(lg.strip(), 'loggers', LOGGERS)
+    if not (self.explode == 0 or self.explode > 1) or not math.isfinite(self.explode):
+        raise ValueError(f"explode={self.explode!r} must be 0 (never warn) or a factor > 1")
+    if self.precision == 'bf16' and self.rule == 'dtp':
+        raise ValueError("precision='bf16' is not available with rule='dtp' (its inverses and targets run in fp32): use precision='fp32'")
     if self.batch_size < 2: raise ValueError(f"batch_size={self.batch_size} must be at least 2 (contrastive losses need negatives)")
     if not self.delta >= 0: raise ValueError(f"delta={self.delta!r} must be >= 0")
     for n in ('n_train', 'n_probe', 'll_epochs'):
@@ -135,6 +182,14 @@ def validate(self:Config) -> Config:
         name = getattr(self, d) or self.data
         if self.to_rgb32 and name not in _GRAY:
             raise ValueError(f"to_rgb32=True pads 1x28x28 digits, but {d}={name!r} holds 3x32x32 colour images: use to_rgb32=False")
+        if name in _STL:
+            if self.encoder not in ('vgg6', 'vgg6_tiny'):
+                raise ValueError(f"encoder={self.encoder!r} does not fit {d}={name!r}: use encoder='vgg6' (or 'vgg6_tiny' on a CPU), "
+                                 "which reads the 64x64 crops of its 96x96 images")
+            continue
+        if self.encoder in ('vgg6', 'vgg6_tiny'):
+            raise ValueError(f"encoder={self.encoder!r} reads 64x64 crops of STL10-sized images, but {d}={name!r} is not one: "
+                             f"use data='stl10' or 'shapes', or encoder={'mnist' if name in _GRAY and not self.to_rgb32 else 'conv6'!r}")
         want = 'conv6' if self.to_rgb32 or name not in _GRAY else 'mnist'
         if self.encoder != want:
             hint = (" with to_rgb32=False; or to_rgb32=True with encoder='conv6' (the 'digits' preset) to feed digits to CONV6"
@@ -142,6 +197,34 @@ def validate(self:Config) -> Config:
             raise ValueError(f"encoder={self.encoder!r} does not fit {d}={name!r}: use encoder={want!r}{hint} "
                              f"('mnist' reads 1x28x28 digits and letters, 'conv6' 3x32x32 images)")
     return self
+
+def _check_views(c):
+    "The checks that tie views, crops and CLAPP to the data and the encoder."
+    if c.views == 'crops' and c.data in _GRAY:
+        raise ValueError(f"views='crops' makes colour crops, but data={c.data!r} holds gray digits: use views='affine'")
+    if c.data in _STL and c.views != 'crops':
+        raise ValueError(f"data={c.data!r} holds 96x96 images that VGG6 reads as 64x64 crops: use views='crops', not {c.views!r}")
+    if c.views == 'crops' and c.crop_size > 96:
+        raise ValueError(f"crop_size={c.crop_size} must be at most 96, the side of STL10's images")
+    if c.loss == 'clapp':
+        if c.rule == 'dtp': raise ValueError("loss='clapp' has no DTP version: use rule='bp' (or a feedback rule)")
+        if c.encoder == 'mnist': raise ValueError("loss='clapp' needs encoder 'conv6', 'vgg6' or 'vgg6_tiny' (patches of 32x32 or 64x64 crops)")
+        side, st = _clapp_side(c), c.clapp_patch // 2
+        if c.clapp_patch < 2 or (side - c.clapp_patch) % st or (side - c.clapp_patch) // st + 1 < 3:
+            raise ValueError(f"clapp_patch={c.clapp_patch} does not cut a {side}x{side} crop into a grid of at least 3x3 patches "
+                             f"at stride {st}: use 16 for 64x64 crops, 8 for 32x32 images")
+        need = 16 if c.encoder.startswith('vgg6') else 8
+        if c.clapp_patch < need:
+            raise ValueError(f"clapp_patch={c.clapp_patch} is too small for encoder={c.encoder!r}: its pools need patches of at least {need}")
+
+def _clapp_side(c) -> int: return c.crop_size if c.views == 'crops' else 32
+
+def encoder_kwargs(cfg) -> dict:
+    "The input an encoder is built for: `crop_size` crops (1 channel for CLAPP's grayscale ones), and CLAPP's patches."
+    kw = {}
+    if cfg.views == 'crops': kw['in_shape'] = (1 if cfg.loss == 'clapp' else 3, cfg.crop_size, cfg.crop_size)
+    if cfg.loss == 'clapp': kw['patch'] = cfg.clapp_patch
+    return kw
 
 # %% ../nbs/07_train.ipynb #e0670dd6
 PRESETS = {
@@ -157,6 +240,15 @@ PRESETS = {
                    p=0.5, s=0., h=0., flip=0.5, affine_frac=0.5, pairing='independent',
                    probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=20, sup_lr=1e-3, sup_batch=100,
                    ckpt_every=1, channels_last=True),
+    'paper-stl10': dict(data='stl10', probe_data='stl10', encoder='vgg6', ssl_subset=50000, views='crops', crop_size=64,
+                        batch_size=250, lr=1e-4, epochs=100, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
+                        flip=0.5, clapp_patch=16, clapp_negs=1,
+                        probe_epochs=200, probe_lr=1e-3, probe_batch=250, sup_epochs=100, sup_batch=250, ckpt_every=5),
+    'stl10-tiny': dict(data='shapes', probe_data='shapes', encoder='vgg6_tiny', views='crops', crop_size=64, n_train=1000,
+                       batch_size=100, lr=1e-3, epochs=4, ll_epochs=2, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
+                       flip=0.5, clapp_patch=16, clapp_negs=1,
+                       probe_epochs=200, probe_lr=0.1, probe_batch=250, sup_epochs=5, sup_batch=100, ckpt_every=1,
+                       channels_last=True),
     'tiny': dict(data='mnist5k', probe_data='mnist5k', encoder='mnist', n_train=4000, batch_size=100, lr=1e-3, epochs=5,
                  loss='hinge', tau=2., delta=1., p=0.5, flip=0., affine_frac=1.,
                  probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=15, ckpt_every=1),
@@ -170,18 +262,28 @@ def get_config(preset:str|None=None, # a name in PRESETS, or None for the defaul
 
 # %% ../nbs/07_train.ipynb #ce337455
 def build_networks(cfg:Config) -> tuple:
-    "(encoder, heads): heads is a ModuleList with one head (E2E) or one per block (GLL, RLL)."
+    "(encoder, heads): heads is a ModuleList with one head (E2E) or one per block (GLL, RLL); for CLAPP, its losses."
+    kw = encoder_kwargs(cfg)
+    if cfg.loss == 'clapp':          # no projection head: the CLAPP losses' predictors W_k take the heads' place
+        from bioss_nb.clapp import clapp_losses
+        from bioss_nb.models import _apply_rule
+        enc = build_encoder(cfg.encoder, cfg.rule if cfg.schedule == 'e2e' else 'bp', **kw)
+        side, st = _clapp_side(cfg), cfg.clapp_patch // 2
+        heads = clapp_losses(enc, cfg.schedule, patch=cfg.clapp_patch, grid=(side - cfg.clapp_patch) // st + 1, n_negs=cfg.clapp_negs)
+        return enc, (heads if cfg.schedule == 'e2e' else _apply_rule(heads, cfg.rule))
     if cfg.schedule == 'e2e':
-        enc = build_encoder(cfg.encoder, 'bp' if cfg.rule == 'dtp' else cfg.rule)
-        heads = nn.ModuleList([projection_head(enc.out_features[-1], cfg.head_dim, 'bp' if cfg.rule == 'dtp' else cfg.rule)])
+        r = 'bp' if cfg.rule == 'dtp' else cfg.rule
+        enc = build_encoder(cfg.encoder, r, **kw)
+        heads = nn.ModuleList([head_for(enc, -1, cfg.head_dim, r)])
     else:
-        enc = build_encoder(cfg.encoder, 'bp')
-        heads = nn.ModuleList([projection_head(n, cfg.head_dim, cfg.rule) for n in enc.out_features])
+        enc = build_encoder(cfg.encoder, 'bp', **kw)
+        heads = nn.ModuleList([head_for(enc, l, cfg.head_dim, cfg.rule) for l in range(len(enc))])
     return enc, heads
 
-def build_loss(cfg:Config) -> nn.Module:
-    "The SSL loss named by the config."
+def build_loss(cfg:Config) -> nn.Module|None:
+    "The SSL loss named by the config (None for CLAPP, whose losses are the `heads` of `build_networks`)."
     from bioss_nb.losses import get_loss
+    if cfg.loss == 'clapp': return None
     if cfg.loss == 'hinge': return get_loss('hinge', tau=cfg.tau, delta=cfg.delta, n_negs=cfg.n_negs, grad_block=cfg.grad_block)
     return get_loss('simclr', tau=cfg.simclr_tau)
 
@@ -194,35 +296,171 @@ def prepare_images(cfg:Config, x:torch.Tensor) -> torch.Tensor:
     return x
 
 def is_main_process() -> bool:
-    "True unless this is a non-zero rank of an initialised `torch.distributed` group."
+    "True unless this is a non-zero rank: of an initialised `torch.distributed` group, or as `torchrun` numbers it ($RANK)."
     d = torch.distributed
-    return not (d.is_available() and d.is_initialized()) or d.get_rank() == 0
+    if d.is_available() and d.is_initialized(): return d.get_rank() == 0
+    return int(os.environ.get('RANK', '0')) == 0
+
+def _fsync_dir(folder:Path):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+    except OSError: pass                  # some file systems cannot sync a folder; the file itself is synced
 
 def _atomic_write(path:Path, write):
-    "Write through a temporary file in the same folder, then `os.replace`: a reader never sees half a file."
+    "Write through a synced temporary file in the same folder, then `os.replace`: a reader never sees half a file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'wb') as f: write(f)
+        with os.fdopen(fd, 'wb') as f:
+            write(f); f.flush(); os.fsync(f.fileno())          # on disk before the rename makes it visible
         umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; use the usual mode
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise
 
+# %% ../nbs/07_train.ipynb #7f0a1d02
+class RunFolderError(ValueError):
+    "A run folder, or a file in it, cannot be used: the message names it, says what is wrong and what to do."
+
+def check_out(folder:str|Path) -> Path:
+    "Create `folder` if needed and make sure this process can write there; else a `RunFolderError`."
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir(): raise RunFolderError(f"out={str(folder)!r} is a file, not a folder: choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix='.write-test.', suffix='.tmp'); os.close(fd); os.remove(probe)
+    except OSError as e:
+        raise RunFolderError(f"out={str(folder)!r} cannot be written ({e.strerror or e}): choose another --out") from None
+    return folder
+
+class RunLock:
+    "An exclusive lock on a run folder, held while one process writes it; a second writer gets a `RunFolderError`."
+    def __init__(self, folder:str|Path): self.folder, self.f = Path(folder), None
+
+    def acquire(self) -> RunLock:
+        check_out(self.folder)
+        if fcntl is None: return self
+        f = open(self.folder / '.lock', 'a+')
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0); pid = f.read().strip() or '?'; f.close()
+            raise RunFolderError(f"{self.folder} is in use by another run (pid {pid}): wait for it to end, "
+                                 "or choose another --out") from None
+        f.seek(0); f.truncate(); f.write(f"{os.getpid()}\n"); f.flush()
+        self.f = f
+        for t in self.folder.glob('.*.tmp'): t.unlink(missing_ok=True)   # left by a writer that was killed mid-write
+        return self
+
+    def release(self):
+        if self.f is not None:
+            fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close(); self.f = None
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
+
+def read_config(run_dir:str|Path) -> Config:
+    "The `Config` stored in `run_dir/config.json`; a `RunFolderError` if it is missing, truncated or not a config."
+    p = Path(run_dir) / 'config.json'
+    if not Path(run_dir).is_dir(): raise RunFolderError(f"{run_dir} is not a folder: give the --out folder of a run")
+    if not p.exists(): raise RunFolderError(f"{run_dir} is not a run folder (no config.json): give the --out folder of a run")
+    try: d = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{p} is not valid JSON ({e.__class__.__name__} at {getattr(e, 'pos', '?')}; truncated?): "
+                             "start the run afresh with --restart, or use another --out") from None
+    try: return Config.from_dict(d).validate()
+    except (ValueError, TypeError, AttributeError) as e:
+        raise RunFolderError(f"{p} does not hold a valid run config ({e}): start afresh with --restart, or use another --out") from None
+
+_CKPT_KEYS = ('config', 'pos', 'done', 'encoder', 'heads', 'opts', 'rng', 'perm', 'acc', 'layer_seq')
+
+def load_checkpoint(path:str|Path) -> dict:
+    "A checkpoint's contents, loaded with `weights_only=True`; a `RunFolderError` naming the file if it is unusable."
+    path, what = Path(path), None
+    if not path.exists(): raise RunFolderError(f"{path} does not exist: train the run first (bioss-nb train --out {path.parent})")
+    if path.stat().st_size == 0: what = 'is empty'
+    else:
+        try: sd = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e:   # torch raises many kinds here; its own text would suggest weights_only=False: never do that
+            what = ('holds objects other than tensors and plain data, and is not loaded'
+                    if 'Unsupported global' in str(e) else 'is not a readable checkpoint (truncated or corrupt)')
+        else:
+            miss = [k for k in _CKPT_KEYS if k not in sd] if isinstance(sd, dict) else ['everything (not a dict)']
+            if miss: what = f"is not a bioss_nb checkpoint (it lacks {', '.join(miss)})"
+    if what: raise RunFolderError(f"{path} {what}: start the run afresh with --restart, or use another --out")
+    return sd
+
+# %% ../nbs/07_train.ipynb #7f0a1d11
+def init_distributed(device:str|None=None, # the run's device: NCCL for CUDA, gloo otherwise
+                    ) -> tuple:
+    "(rank, world size): join the process group that `torchrun` describes in the environment; (0, 1) without it."
+    d = torch.distributed
+    if d.is_available() and d.is_initialized(): return d.get_rank(), d.get_world_size()
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world < 2 or not d.is_available(): return 0, 1
+    cuda = get_device(device).type == 'cuda'
+    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
+    d.init_process_group('nccl' if cuda else 'gloo')
+    return d.get_rank(), d.get_world_size()
+
+class _Gather(torch.autograd.Function):
+    "all_gather with a gradient: forward, every rank's rows; backward, each rank's rows get the gradient summed over ranks."
+    @staticmethod
+    def forward(ctx, x):
+        out = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather(out, x.contiguous())
+        return tuple(out)
+    @staticmethod
+    def backward(ctx, *grads):
+        g = torch.stack(grads)
+        torch.distributed.all_reduce(g)                # every rank computed the same global loss: sum their gradients
+        return g[torch.distributed.get_rank()]
+
+def gather_rows(x:torch.Tensor) -> torch.Tensor:
+    "The rows of `x` from every rank, in rank order, differentiable; `x` itself in a single process."
+    d = torch.distributed
+    if not (d.is_available() and d.is_initialized()) or d.get_world_size() == 1: return x
+    return torch.cat(_Gather.apply(x))
+
+class _Chain(nn.Module):
+    "Modules applied in turn: what DDP wraps for one kind of step (encoder then head, or block l then head l)."
+    def __init__(self, *mods): super().__init__(); self.mods = nn.ModuleList(mods)
+    def forward(self, x):
+        for m in self.mods: x = m(x)
+        return x
+
 # %% ../nbs/07_train.ipynb #22e595a1
+def _stages(c:Config, L:int) -> list:
+    e = c.ll_epochs or c.epochs
+    if c.schedule == 'gll': return [(l, e) for l in range(L)]
+    if c.schedule == 'rll': return [(None, e * L)]
+    return [(None, c.epochs)]
+
 class Trainer:
     "Self-supervised training of an encoder under one schedule (E2E, GLL, RLL) and rule, with exact resume."
     def __init__(self, cfg:Config, # the run's settings
                  data:torch.Tensor|None=None, # training images (N,C,H,W) uint8 or float; None: load `cfg.data`
                  callbacks:list|None=None): # objects with optional after_step/after_epoch/after_stage(trainer, info)
         self.cfg = cfg.validate()
+        self.rank, self.world = init_distributed(cfg.device)
         self.device = get_device(cfg.device)
+        if self.world > 1:
+            if self.device.type == 'cuda': self.device = torch.device('cuda', torch.cuda.current_device())
+            if cfg.batch_size % self.world:
+                raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of the {self.world} processes (the global batch is split evenly)")
+            if cfg.rule == 'dtp': raise ValueError("rule='dtp' runs in a single process: start it without torchrun")
+            if cfg.loss == 'clapp': raise ValueError("loss='clapp' runs in a single process: start it without torchrun")
+        bl = cfg.batch_size // self.world
+        self.local = slice(self.rank * bl, (self.rank + 1) * bl)    # this rank's rows of every global batch
+        self.gather = cfg.loss == 'simclr' or (cfg.loss == 'hinge' and cfg.n_negs is None)   # losses that need every rank's rows
         self.run_dir = Path(cfg.out)
         seed_everything(cfg.seed)
         if data is None:
-            from bioss_nb.data import load_dataset
-            data = load_dataset(cfg.data, 'train')[0]
+            from bioss_nb.data import load_dataset, ssl_split
+            data = load_dataset(cfg.data, ssl_split(cfg.data), subset=cfg.ssl_subset)[0]
         self.x = prepare_images(cfg, data[:cfg.n_train] if cfg.n_train else data).to(self.device)
         self.n_batches = len(self.x) // cfg.batch_size
         if self.n_batches < 1: raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(self.x)} training images")
@@ -230,7 +468,8 @@ class Trainer:
         self.encoder.to(self.device); self.heads.to(self.device)
         if cfg.channels_last: self.encoder.to(memory_format=torch.channels_last)
         self.L = len(self.encoder)
-        self.loss_fn = build_loss(cfg).to(self.device)
+        self.loss_fn = build_loss(cfg)
+        if self.loss_fn is not None: self.loss_fn.to(self.device)
         self.dtp, self.opts = None, []
         if cfg.rule == 'dtp':
             from bioss_nb.dtp import DTP
@@ -241,26 +480,36 @@ class Trainer:
         else:  # one optimizer per block: the block's weights and its head's (URF's B included)
             self.opts = [torch.optim.Adam([*self.encoder[l].parameters(), *self.heads[l].parameters()], lr=cfg.lr)
                          for l in range(self.L)]
-        self.model = self._wrap(self.encoder)
+        self.nets = self._wrap()
         self.g_loader = torch.Generator().manual_seed(cfg.seed)
         self.g_deform = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         self.g_layer = torch.Generator().manual_seed(cfg.seed + 2)
         self.pos = dict(stage=0, epoch=0, batch=0, step=0)
         self.perm, self.layer_seq, self.done = None, [], False
         self._acc = self._fresh_acc()
+        self.watch = dict(first={}, exploded=[])     # first-step loss per block; epochs whose loss exploded
         self.callbacks = list(callbacks or [])
+        self.loggers = [s.strip() for s in cfg.loggers.split(',')]
+        if 'tensorboard' in self.loggers:
+            try: import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
+            except ImportError: raise ValueError("loggers='tensorboard' needs the tensorboard package: "
+                                                 "pip install 'bioss_nb[tensorboard]'") from None
+        self._tb = None
 
-    def _wrap(self, module): return module  # the one place to wrap for DistributedDataParallel
+    def _wrap(self) -> list:
+        "What each step calls: [encoder + head] (E2E) or [block l + head l for each l]; wrapped in DDP under torchrun."
+        if self.cfg.schedule == 'e2e': chains = [_Chain(self.encoder, self.heads[0])]
+        else: chains = [_Chain(self.encoder[l], self.heads[l]) for l in range(self.L)]
+        if self.world == 1 or self.dtp is not None: return chains
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        ids = [self.device.index] if self.device.type == 'cuda' else None
+        return [DDP(c, device_ids=ids) for c in chains]
     def _fresh_acc(self): return dict(loss=[0.] * self.L, n=[0] * self.L, t=0.)
 
     @property
     def stages(self) -> list:
         "[(block trained or None for all, epochs)] in order."
-        c = self.cfg
-        e = c.ll_epochs or c.epochs
-        if c.schedule == 'gll': return [(l, e) for l in range(self.L)]
-        if c.schedule == 'rll': return [(None, e * self.L)]
-        return [(None, c.epochs)]
+        return _stages(self.cfg, self.L)
 
     @property
     def total_steps(self) -> int: return sum(e for _, e in self.stages) * self.n_batches
@@ -279,28 +528,79 @@ def views(self:Trainer, xb:torch.Tensor) -> tuple:
     "The two deformed views of a batch, drawn from `g_deform`."
     from bioss_nb.deform import two_views
     c = self.cfg
+    if c.views == 'crops':
+        from bioss_nb.crops import two_crops
+        return two_crops(xb, generator=self.g_deform, size=c.crop_size, flip=c.flip)
     return two_views(xb, generator=self.g_deform, pairing=c.pairing, p=c.p, s=c.s, h=c.h, flip=c.flip, affine_frac=c.affine_frac)
+
+@patch
+def patches(self:Trainer, xb:torch.Tensor) -> torch.Tensor:
+    "CLAPP's input, one view per image cut into patches: a grayscale crop (views='crops') or the paper's deformation."
+    from bioss_nb.clapp import clapp_input, to_patches
+    c = self.cfg
+    if c.views == 'crops': x = clapp_input(xb, size=c.crop_size, flip=c.flip, generator=self.g_deform)
+    else:
+        from bioss_nb.deform import deform
+        x = deform(xb, p=c.p, s=c.s, h=c.h, flip=c.flip, affine_frac=c.affine_frac, generator=self.g_deform)
+    return to_patches(x, c.clapp_patch, c.clapp_patch // 2)
+
+@patch
+def step_clapp(self:Trainer, xb:torch.Tensor, l:int|None=None) -> float:
+    "One CLAPP update: E2E (l=None) through every block, or block l alone on its own feature map (blocks < l frozen)."
+    h = self.patches(xb)
+    if l is None: loss, opt = self.heads[0](self.encoder(h), generator=self.g_deform), self.opts[0]
+    else:
+        if l > 0:
+            with torch.no_grad(): h = self.encoder.forward_to(h, l - 1)      # h_{l-1}, no graph
+        loss, opt = self.heads[l](self.encoder[l](h), generator=self.g_deform), self.opts[l]   # CLAPP on block l's map
+    v = self._check(loss)
+    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    return v
 
 # %% ../nbs/07_train.ipynb #9e4a14e5
 @patch
-def _check(self:Trainer, loss) -> float:
+def _check(self:Trainer, loss, what:str|None=None) -> float:
     "The loss as a float; `NonFiniteLossError` (naming the position and the run folder) if it is NaN or infinite."
     v = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
     if not math.isfinite(v):
         p = self.pos
-        raise NonFiniteLossError(f"loss is {v} at stage {p['stage']}, epoch {p['epoch']}, batch {p['batch']} (step {p['step']}); "
+        raise NonFiniteLossError(f"{what or f'loss is {v}'} at stage {p['stage']}, epoch {p['epoch']}, batch {p['batch']} (step {p['step']}); "
                                  f"the last good checkpoint in {self.run_dir} is kept. Try a smaller lr (now {self.cfg.lr}).")
     return v
 
 @patch
+def _autocast(self:Trainer):
+    "bfloat16 autocast for the forward pass when `cfg.precision == 'bf16'` (a no-op context otherwise)."
+    return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == 'bf16')
+
+@patch
+def _global(self:Trainer, z1, z2) -> tuple:
+    "Under torchrun, every rank's embeddings (with their gradient) for the losses that compare all pairs; else unchanged."
+    return (gather_rows(z1), gather_rows(z2)) if self.world > 1 and self.gather else (z1, z2)
+
+@patch
+def _loss(self:Trainer, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
+    "The loss of two embeddings; embeddings that are already NaN or infinite stop the run like a NaN loss does."
+    try: return self.loss_fn(z1, z2)
+    except ValueError:
+        if torch.isfinite(z1).all() and torch.isfinite(z2).all(): raise
+        self._check(float('nan'), what='the embeddings hold NaN or infinite values')
+
+@patch
 def step_e2e(self:Trainer, xb:torch.Tensor) -> float:
     "One E2E update: loss(z1, z2) with z = head(encoder(view)), all blocks and the head updated."
+    if self.cfg.loss == 'clapp': return self.step_clapp(xb)
     v1, v2 = self.views(xb)
     if self.dtp is not None:
-        out = self.dtp.step(v1, v2, check=lambda vals: [self._check(v) for v in vals])   # checked before any step
+        try: out = self.dtp.step(v1, v2, check=lambda vals: [self._check(v) for v in vals])   # checked before any step
+        except ValueError as e:
+            if 'NaN or inf' not in str(e): raise
+            self._check(float('nan'), what='the embeddings hold NaN or infinite values')
         return out['loss']
-    z1, z2 = self.heads[0](self.model(torch.cat([v1, v2]))).chunk(2)
-    loss = self.loss_fn(z1, z2)
+    if self.world > 1: v1, v2 = v1[self.local], v2[self.local]          # this rank's slice of the global batch
+    with self._autocast():
+        z1, z2 = self.nets[0](torch.cat([v1, v2])).chunk(2)
+    loss = self._loss(*self._global(z1.float(), z2.float()))
     v = self._check(loss)
     opt = self.opts[0]; opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return v
@@ -308,12 +608,15 @@ def step_e2e(self:Trainer, xb:torch.Tensor) -> float:
 @patch
 def step_layer(self:Trainer, xb:torch.Tensor, l:int) -> float:
     "One layer-wise update of block `l`: blocks < l frozen under no_grad, loss at head_l, only block l and head_l move."
+    if self.cfg.loss == 'clapp': return self.step_clapp(xb, l)
     v1, v2 = self.views(xb)
+    if self.world > 1: v1, v2 = v1[self.local], v2[self.local]
     h = torch.cat([v1, v2])
     if l > 0:
-        with torch.no_grad(): h = self.encoder.forward_to(h, l - 1)      # h_{l-1}, no graph
-    z1, z2 = self.heads[l](self.encoder[l](h)).chunk(2)                  # z = head_l(f_l(h_{l-1}))
-    loss = self.loss_fn(z1, z2)
+        with torch.no_grad(), self._autocast(): h = self.encoder.forward_to(h, l - 1)      # h_{l-1}, no graph
+    with self._autocast():
+        z1, z2 = self.nets[l](h.float() if h.dtype != torch.float32 else h).chunk(2)   # z = head_l(f_l(h_{l-1}))
+    loss = self._loss(*self._global(z1.float(), z2.float()))
     v = self._check(loss)
     opt = self.opts[l]; opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return v
@@ -329,14 +632,19 @@ def state_dict(self:Trainer) -> dict:
                 encoder=self.encoder.state_dict(), heads=self.heads.state_dict(),
                 opts=[o.state_dict() for o in self.opts], dtp=self.dtp.state_dict() if self.dtp is not None else {},
                 rng=rng, perm=self.perm if self.perm is not None else torch.empty(0, dtype=torch.long),
-                acc=dict(self._acc), layer_seq=torch.tensor(self.layer_seq, dtype=torch.int16))
+                acc=dict(self._acc), layer_seq=torch.tensor(self.layer_seq, dtype=torch.int16),
+                watch=dict(first={str(k): v for k, v in self.watch['first'].items()}, exploded=list(self.watch['exploded'])))
 
 @patch
 def load_state_dict(self:Trainer, sd:dict):
     "Restore a `state_dict()` (weights, optimizers, RNG states, position)."
-    self.encoder.load_state_dict(sd['encoder']); self.heads.load_state_dict(sd['heads'])
-    for o, s in zip(self.opts, sd['opts']): o.load_state_dict(s)
-    if self.dtp is not None: self.dtp.load_state_dict(sd['dtp'])
+    try:
+        self.encoder.load_state_dict(sd['encoder']); self.heads.load_state_dict(sd['heads'])
+        for o, s in zip(self.opts, sd['opts']): o.load_state_dict(s)
+        if self.dtp is not None: self.dtp.load_state_dict(sd['dtp'])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise RunFolderError(f"the checkpoint in {self.run_dir} does not fit this run's networks "
+                             f"({str(e).splitlines()[0][:120]}): start afresh with --restart, or use another --out") from None
     r = sd['rng']
     torch.set_rng_state(r['torch']); self.g_loader.set_state(r['loader'])
     self.g_deform.set_state(r['deform']); self.g_layer.set_state(r['layer'])
@@ -344,6 +652,8 @@ def load_state_dict(self:Trainer, sd:dict):
     self.pos, self.done = dict(sd['pos']), bool(sd['done'])
     self.perm = sd['perm'] if sd['perm'].numel() else None
     self._acc = dict(sd['acc']); self.layer_seq = sd['layer_seq'].tolist()
+    w = sd.get('watch', {})
+    self.watch = dict(first={int(k): v for k, v in w.get('first', {}).items()}, exploded=list(w.get('exploded', [])))
     return self
 
 @patch
@@ -355,60 +665,132 @@ def save(self:Trainer, path:str|Path|None=None) -> Path:
 
 @patch
 def load(self:Trainer, path:str|Path|None=None):
-    "Load a checkpoint written by `save` (weights_only) and trim metrics logged after it."
+    "Load a checkpoint written by `save` (weights_only), then trim metrics logged after it (and a line torn by a kill)."
     path = Path(path or self.run_dir / 'checkpoint.pt')
-    self.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
-    m = self.run_dir / 'metrics.jsonl'
-    if m.exists() and is_main_process():
-        keep = [l for l in m.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= self.pos['step']]
-        _atomic_write(m, lambda f: f.write(''.join(k + '\n' for k in keep).encode()))
+    self.load_state_dict(load_checkpoint(path))
+    if is_main_process():
+        keep = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= self.pos['step']]
+        _atomic_write(self.run_dir / 'metrics.jsonl', lambda f: f.write(''.join(json.dumps(r) + '\n' for r in keep).encode()))
+        if 'csv' in self.loggers: self._write_csv(keep)
     return self
+
+def read_metrics(run_dir:str|Path) -> list:
+    "The records of `run_dir/metrics.jsonl`; a line that does not parse (torn by a kill mid-write) is skipped."
+    m, out = Path(run_dir) / 'metrics.jsonl', []
+    if not m.exists(): return out
+    for line in m.read_text(errors='replace').splitlines():
+        try: r = json.loads(line)
+        except ValueError: continue
+        if isinstance(r, dict): out.append(r)
+    return out
+
+_CSV_COLS = ('stage', 'epoch', 'step', 'layer', 'loss', 'time_s', 'event')
+
+@patch
+def _write_csv(self:Trainer, records:list):
+    "metrics.csv: the epoch records as a table (rewritten whole, so it always matches metrics.jsonl)."
+    rows = [','.join('' if r.get(c) is None else str(r.get(c)) for c in _CSV_COLS) for r in records]
+    _atomic_write(self.run_dir / 'metrics.csv', lambda f: f.write(('\n'.join([','.join(_CSV_COLS), *rows]) + '\n').encode()))
 
 @patch
 def log(self:Trainer, **rec):
-    "Append one JSON line to metrics.jsonl (main process only)."
+    "Append one JSON line to metrics.jsonl, and to metrics.csv and TensorBoard when `cfg.loggers` asks (main process only)."
     if not is_main_process(): return
     self.run_dir.mkdir(parents=True, exist_ok=True)
     with open(self.run_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+    if 'csv' in self.loggers: self._write_csv(read_metrics(self.run_dir))
+    if 'tensorboard' in self.loggers and 'loss' in rec:
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(str(self.run_dir / 'tb'), purge_step=self._start_step + 1)   # drops events of a killed run past its checkpoint
+        self._tb.add_scalar('loss/epoch', rec['loss'], rec['step'])
+        for l, v in rec.get('loss_per_layer', {}).items(): self._tb.add_scalar(f'loss/block{l}', v, rec['step'])
+        self._tb.flush()
 
 # %% ../nbs/07_train.ipynb #5d8c5988
+class RunInterrupted(KeyboardInterrupt):
+    "Ctrl-C or SIGTERM during `fit`: the step in flight finished, a checkpoint was written, then the run stopped."
+
+class _StopSignals:
+    "While active (main thread only), SIGINT and SIGTERM set a flag that `fit` reads after each step; a second one stops at once."
+    def __init__(self): self.signum, self.old = None, {}
+    def _handler(self, signum, frame):
+        if self.signum is not None: raise KeyboardInterrupt      # asked twice: stop now
+        self.signum = signum
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM): self.old[s] = signal.signal(s, self._handler)
+        return self
+    def __exit__(self, *exc):
+        for s, h in self.old.items(): signal.signal(s, h)
+
 @patch
 def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
     "Train from the current position to the end of the schedule (or for `stop_after` steps)."
+    if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool) or stop_after < 1):
+        raise ValueError(f"stop_after={stop_after!r} must be None or a positive number of steps")
     c, nb, done_now = self.cfg, self.n_batches, 0
+    self._start_step = self.pos['step']
     if is_main_process():
         _atomic_write(self.run_dir / 'config.json', lambda f: f.write(json.dumps(asdict(c), indent=1).encode()))
     bar = tqdm(total=self.total_steps, initial=self.pos['step'], disable=not (c.progress and is_main_process()),
                desc=f"{c.schedule}/{c.rule}", dynamic_ncols=True)
-    try:
-        while self.pos['stage'] < len(self.stages):          # one epoch per iteration, from the saved position
-            layer, n_epochs = self.stages[self.pos['stage']]
-            if self.pos['batch'] == 0:
-                self.perm = torch.randperm(len(self.x), generator=self.g_loader)
-                self._acc = self._fresh_acc()
-            t0 = time.perf_counter()
-            while self.pos['batch'] < nb:
-                xb = self._batch(self.pos['batch'])
-                if c.schedule == 'e2e': l = self.L - 1; v = self.step_e2e(xb)
-                else:
-                    l = layer if c.schedule == 'gll' else int(torch.randint(self.L, (1,), generator=self.g_layer))
-                    v = self.step_layer(xb, l)
-                    self.layer_seq.append(l)
-                self._acc['loss'][l] += v; self._acc['n'][l] += 1
-                self.pos['batch'] += 1; self.pos['step'] += 1; done_now += 1
-                bar.update(1); bar.set_postfix(layer=l, loss=f"{v:.3g}", refresh=False)
-                for cb in self.callbacks:
-                    if hasattr(cb, 'after_step'): cb.after_step(self, dict(layer=l, loss=v))
-                if stop_after is not None and done_now >= stop_after and self.pos['batch'] < nb:
-                    self._acc['t'] += time.perf_counter() - t0
-                    self.save(); return self
-            self._acc['t'] += time.perf_counter() - t0
-            self._end_epoch(layer, n_epochs)
-            if stop_after is not None and done_now >= stop_after: self.save(); return self
-        self.done = True
-        self.save()
-    finally: bar.close()
+    with _StopSignals() as sig:
+        try:
+            while self.pos['stage'] < len(self.stages):          # one epoch per iteration, from the saved position
+                layer, n_epochs = self.stages[self.pos['stage']]
+                if self.pos['batch'] == 0:
+                    self.perm = torch.randperm(len(self.x), generator=self.g_loader)
+                    self._acc = self._fresh_acc()
+                t0 = time.perf_counter()
+                while self.pos['batch'] < nb:
+                    xb = self._batch(self.pos['batch'])
+                    try:
+                        if c.schedule == 'e2e': l = self.L - 1; v = self.step_e2e(xb)
+                        else:
+                            l = layer if c.schedule == 'gll' else int(torch.randint(self.L, (1,), generator=self.g_layer))
+                            v = self.step_layer(xb, l)
+                    except RuntimeError as e:                     # e.g. Adam's step overflows float32 at lr=1e38
+                        if 'overflow' not in str(e): raise
+                        self._check(float('inf'), what=f'the update overflowed ({e})')
+                    if c.schedule != 'e2e': self.layer_seq.append(l)
+                    self.watch['first'].setdefault(l, v)
+                    self._acc['loss'][l] += v; self._acc['n'][l] += 1
+                    self.pos['batch'] += 1; self.pos['step'] += 1; done_now += 1
+                    bar.update(1); bar.set_postfix(layer=l, loss=f"{v:.3g}", refresh=False)
+                    for cb in self.callbacks:
+                        if hasattr(cb, 'after_step'): cb.after_step(self, dict(layer=l, loss=v))
+                    if sig.signum is not None:                   # Ctrl-C / SIGTERM: finish the step, checkpoint, stop
+                        self._acc['t'] += time.perf_counter() - t0
+                        self.save()
+                        raise RunInterrupted(f"{signal.Signals(sig.signum).name} at step {self.pos['step']}: checkpoint "
+                                             f"written to {self.run_dir}; run the same command again to resume")
+                    if stop_after is not None and done_now >= stop_after and self.pos['batch'] < nb:
+                        self._acc['t'] += time.perf_counter() - t0
+                        self.save(); return self
+                self._acc['t'] += time.perf_counter() - t0
+                self._end_epoch(layer, n_epochs)
+                if stop_after is not None and done_now >= stop_after: self.save(); return self
+            self.done = True
+            self.save()
+        finally:
+            bar.close()
+            if self._tb is not None: self._tb.close(); self._tb = None
     return self
+
+@patch
+def _watch_epoch(self:Trainer, per:dict, rec:dict):
+    "Warn (on the console and in the metrics) when a block's epoch loss exceeds `cfg.explode` times its first step's loss."
+    f = self.cfg.explode
+    bad = {l: v for l, v in per.items() if f and abs(v) > f * max(abs(self.watch['first'].get(int(l), v)), 1e-12)}
+    if not bad: return
+    rec['event'] = 'exploding'
+    name = (lambda l: 'loss') if self.cfg.schedule == 'e2e' else (lambda l: f"block {l}'s loss")
+    msg = (f"warning: {self.run_dir}: the loss is exploding (epoch {rec['epoch']}: " +
+           ', '.join(f"{name(l)} {v:.3g} against {self.watch['first'][int(l)]:.3g} at its first step" for l, v in bad.items()) +
+           f"); lower the learning rate (lr={self.cfg.lr:g}). The run goes on.")
+    self.watch['exploded'].append(rec['step'])
+    if is_main_process(): tqdm.write(msg)
 
 @patch
 def _end_epoch(self:Trainer, layer, n_epochs):
@@ -417,6 +799,7 @@ def _end_epoch(self:Trainer, layer, n_epochs):
     per = {str(l): a['loss'][l] / a['n'][l] for l in range(self.L) if a['n'][l]}
     rec['loss'] = sum(a['loss']) / max(1, sum(a['n']))
     if self.cfg.schedule != 'e2e': rec.update(layer=layer, loss_per_layer=per, steps_per_layer={str(l): a['n'][l] for l in range(self.L)})
+    self._watch_epoch(per, rec)
     self.log(**rec)
     for cb in self.callbacks:
         if hasattr(cb, 'after_epoch'): cb.after_epoch(self, rec)
@@ -431,36 +814,72 @@ def _end_epoch(self:Trainer, layer, n_epochs):
 
 # %% ../nbs/07_train.ipynb #e944412c
 _RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch',
-                      'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data', 'n_probe'}
+                      'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data',
+                      'n_probe', 'loggers', 'explode'}
+
+def _trained(stages:list, pos:dict) -> list:
+    "Epochs already trained in each stage (the one in progress counted as started)."
+    return [e if s < pos['stage'] else (pos['epoch'] + (pos['batch'] > 0) if s == pos['stage'] else 0) for s, (_, e) in enumerate(stages)]
+
+@patch
+def _replan(self:Trainer, old:Config):
+    "Continue a resumed run whose epochs changed: extend a finished E2E or RLL run; refuse what cannot be continued."
+    before, now = _stages(old, self.L), self.stages
+    if before == now: return
+    had = _trained(before, self.pos)
+    fix = "start afresh with --restart (resume=False), or use another --out"
+    if self.cfg.schedule == 'gll' and (self.pos['stage'] > 0 or self.done):
+        raise RunFolderError(f"{self.run_dir} is a GLL run with {before[0][1]} epochs per block, and block(s) 0..{self.pos['stage'] - 1} "
+                             f"are finished: a different number per block would retrain them; {fix}")
+    if had[0] > now[0][1]:
+        raise RunFolderError(f"{self.run_dir} has trained {had[0]} epochs{' (in stage 0)' if len(now) > 1 else ''}, more than the "
+                             f"{now[0][1]} now asked for; {fix}")
+    if self.done:                              # a finished E2E / RLL run gets more epochs: go back into its one stage
+        self.pos.update(stage=0, epoch=before[0][1], batch=0); self.done = False
 
 def train(cfg:Config, # the run's settings
           resume:bool|str='auto', # 'auto': resume if out/checkpoint.pt exists; True: require it; False: start afresh
           stop_after:int|None=None, # stop after this many steps (with a checkpoint)
           data:torch.Tensor|None=None, # training images instead of cfg.data
           callbacks:list|None=None) -> Trainer:
-    "Train (or continue) the run in `cfg.out`; return the `Trainer`."
-    tr = Trainer(cfg, data=data, callbacks=callbacks)
-    ck = tr.run_dir / 'checkpoint.pt'
-    if resume is True and not ck.exists(): raise ValueError(f"resume=True but there is no checkpoint at {ck}")
-    if resume and ck.exists():
-        old = Config.from_dict(json.loads((tr.run_dir / 'config.json').read_text())) if (tr.run_dir / 'config.json').exists() else cfg
-        diff = [f.name for f in fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name) and f.name not in _RESUMABLE_CHANGES]
-        if diff:
-            raise ValueError(f"{ck} was written with different settings ({', '.join(f'{d}={getattr(old, d)!r}' for d in diff)}); "
-                             "use another out folder, or resume=False to start afresh")
-        tr.load(ck)
-        if tr.done and tr.pos['stage'] < len(tr.stages): tr.done = False   # more epochs asked for: continue
-    elif (tr.run_dir / 'metrics.jsonl').exists() and is_main_process(): (tr.run_dir / 'metrics.jsonl').unlink()
-    if not tr.done: tr.fit(stop_after=stop_after)
-    return tr
+    "Train (or continue) the run in `cfg.out`, holding its folder's lock; return the `Trainer`."
+    check_choice(resume, 'resume', ('auto', True, False))
+    if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool) or stop_after < 1):
+        raise ValueError(f"stop_after={stop_after!r} must be None or a positive number of steps")
+    cfg.validate()
+    lock = RunLock(cfg.out).acquire() if is_main_process() else None    # before anything is read or written there
+    try:
+        run_dir = Path(cfg.out); ck = run_dir / 'checkpoint.pt'
+        if resume is True and not ck.exists(): raise RunFolderError(f"resume=True but there is no checkpoint at {ck}")
+        old = None
+        if resume and ck.exists():
+            old = read_config(run_dir) if (run_dir / 'config.json').exists() else cfg
+            diff = [f.name for f in fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name) and f.name not in _RESUMABLE_CHANGES]
+            if diff:
+                raise RunFolderError(f"{ck} was written with different settings ({', '.join(f'{d}={getattr(old, d)!r}' for d in diff)}); "
+                                     "use another --out, or --restart (resume=False) to start afresh")
+            load_checkpoint(ck)                                            # a broken file is reported before data loads
+        tr = Trainer(cfg, data=data, callbacks=callbacks)
+        if old is not None:
+            tr.load(ck); tr._replan(old)
+        elif is_main_process():                                            # a fresh start: no stale logs
+            for f in ('metrics.jsonl', 'metrics.csv', 'checkpoint.pt', 'eval.json', 'result.json'): (run_dir / f).unlink(missing_ok=True)
+            if (run_dir / 'tb').is_dir(): import shutil; shutil.rmtree(run_dir / 'tb')
+        if not tr.done: tr.fit(stop_after=stop_after)
+        return tr
+    finally:
+        if lock is not None: lock.release()
 
 # %% ../nbs/07_train.ipynb #4014912b
 def load_encoder(run_dir:str|Path, # a run folder with config.json and checkpoint.pt
                  device=None) -> tuple:
-    "(encoder, config) of a trained run, the encoder in eval mode."
+    "(encoder, config) of a trained run, the encoder in eval mode; a `RunFolderError` if the folder is not a usable run."
     run_dir = Path(run_dir)
-    cfg = Config.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    cfg = read_config(run_dir)
     enc, _ = build_networks(cfg)
-    sd = torch.load(run_dir / 'checkpoint.pt', map_location='cpu', weights_only=True)
-    enc.load_state_dict(sd['encoder'])
+    sd = load_checkpoint(run_dir / 'checkpoint.pt')
+    try: enc.load_state_dict(sd['encoder'])
+    except RuntimeError as e:
+        raise RunFolderError(f"{run_dir / 'checkpoint.pt'} does not fit the encoder of {run_dir / 'config.json'} "
+                             f"({str(e).splitlines()[0][:120]}): train the run again with --restart") from None
     return enc.to(get_device(device)).eval(), cfg

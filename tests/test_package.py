@@ -92,3 +92,16 @@ def test_readme_is_generated_from_the_index_page():
     mk = (ROOT / 'Makefile').read_text()
     assert '\ndemo:' in mk and '\ntest:' in mk and 'bash .ci/run' not in mk
     assert 'make test' in (ROOT / '.ci' / 'run').read_text()
+
+
+def test_dependencies_are_ranges_and_the_tested_set_is_pinned():
+    "pyproject.toml states ranges (users' environments resolve); constraints.txt pins the tested set, and `make` uses it."
+    import re, tomllib
+    proj = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']
+    deps = proj['dependencies'] + [d for v in proj['optional-dependencies'].values() for d in v]
+    assert not [d for d in deps if '==' in d], deps
+    names = {re.split(r'[<>=!~ \[]', d)[0].lower() for d in proj['dependencies']}
+    assert {'torch', 'torchvision', 'numpy', 'mlxtend', 'jsonargparse'} <= names, names
+    pins = dict(l.split('==', 1) for l in (ROOT / 'constraints.txt').read_text().splitlines() if '==' in l)
+    assert pins['torch'] == '2.14.1' and pins['torchvision'] == '0.29.1'
+    assert '-c constraints.txt' in (ROOT / 'Makefile').read_text()

@@ -1,0 +1,314 @@
+"""The fault suite: every bad input is one clear line, and no injected fault loses or mixes a run's data.
+
+Each case records its outcome; the last test prints the tally (and writes it to $BIOSS_FAULTS_SUMMARY if set):
+bad inputs tried, clear errors, tracebacks; faults injected, runs lost. Small configs, seconds each, CPU only, no downloads."""
+import io, json, os, signal, subprocess, sys, time, contextlib
+from pathlib import Path
+import pytest
+import torch
+from bioss_nb.cli import main
+from bioss_nb.train import get_config, train, RunLock, RunFolderError
+
+SMALL = ['--preset', 'tiny', '--n-train', '400', '--batch-size', '100', '--progress', 'false', '--device', 'cpu']
+TALLY = dict(bad_inputs=0, clear=0, tracebacks=0, faults=0, runs_lost=0)
+
+
+def cli(*argv):
+    "Run `bioss-nb` in-process: (exit status, stdout, stderr); an exception escaping `main` counts as a traceback."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: rc = main([str(a) for a in argv])
+        except BaseException as e:
+            TALLY['tracebacks'] += 1
+            raise AssertionError(f"traceback from bioss-nb {' '.join(map(str, argv))}: {type(e).__name__}: {e}")
+    return rc, out.getvalue(), err.getvalue()
+
+
+def bad_cli(*argv, says=()):
+    "A bad command line: exit status 2 or 1, exactly one line on stderr naming what is wrong, nothing else."
+    TALLY['bad_inputs'] += 1
+    rc, out, err = cli(*argv)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc in (1, 2), (rc, err)
+    assert len(lines) == 1, err
+    assert 'Traceback' not in err and 'weights_only=False' not in err, err
+    for s in says: assert s in lines[0], (s, lines[0])
+    TALLY['clear'] += 1
+    return lines[0]
+
+
+def bad_call(fn, *says, exc=ValueError):
+    "A bad library call: a `ValueError` whose message names the argument and the value."
+    TALLY['bad_inputs'] += 1
+    try: fn()
+    except exc as e:
+        msg = str(e)
+        assert '\n' not in msg.strip(), msg
+        for s in says: assert s in msg, (s, msg)
+        TALLY['clear'] += 1
+        return msg
+    except Exception as e:
+        TALLY['tracebacks'] += 1
+        raise AssertionError(f"{type(e).__name__} instead of a clear {exc.__name__}: {e}")
+    raise AssertionError('accepted silently')
+
+
+def weights(run):
+    sd = torch.load(Path(run) / 'checkpoint.pt', weights_only=True)
+    return {**{f'e.{k}': v for k, v in sd['encoder'].items()}, **{f'h.{k}': v for k, v in sd['heads'].items()}}
+
+
+def same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+    "A finished 1-epoch E2E run and a finished GLL run."
+    d = tmp_path_factory.mktemp('runs')
+    assert cli('train', *SMALL, '--epochs', '1', '--out', d / 'e2e')[0] == 0
+    assert cli('train', *SMALL, '--epochs', '1', '--schedule', 'gll', '--out', d / 'gll')[0] == 0
+    return d
+
+
+# ---------------------------------------------------------------- bad command lines
+@pytest.mark.parametrize('args,says', [
+    (['--rule', 'fa'], ['--rule=fa', 'bp, rf, urf']),
+    (['--n-train', 'abc'], ['--n-train=abc', 'int']),
+    (['--lr', 'abc'], ['--lr=abc', 'float']),
+    (['--grad-block', 'maybe'], ['--grad-block=maybe', 'bool']),
+    (['--stop-after', '0'], ['stop_after=0', 'positive']),
+    (['--stop-after', '-1'], ['stop_after=-1', 'positive']),
+    (['--seed', '-3'], ['seed=-3', '>= 0']),
+    (['--epochs', '0'], ['epochs=0', 'positive integer']),
+    (['--schedule', 'rll', '--rule', 'dtp'], ["rule='dtp' needs schedule='e2e'"]),
+    (['--encoder', 'conv6'], ["encoder='conv6' does not fit data='mnist5k'"]),
+    (['--loggers', 'jsonl,wandb'], ["loggers='wandb'"]),
+    (['--preset', 'nope'], ['--preset=nope', 'tiny']),
+    (['--no-such-option', '1'], ['--no-such-option']),
+])
+def test_bad_train_options(tmp_path, args, says):
+    bad_cli('train', *SMALL, '--out', tmp_path / 'r', *args, says=says)
+    assert not (tmp_path / 'r' / 'checkpoint.pt').exists()
+
+
+def test_n_train_none_is_honoured():
+    from bioss_nb.cli import parse_args
+    assert parse_args(['train', '--preset', 'tiny', '--n-train', 'none'])[1]['n_train'] is None
+    assert parse_args(['train', '--preset', 'tiny'])[1]['n_train'] == 4000
+
+
+def test_bad_commands(tmp_path):
+    bad_cli('frobnicate', says=['frobnicate'])
+    bad_cli(says=['train'])
+    bad_cli('table', *SMALL, '--rows', 'nope', '--out', tmp_path, says=["row='nope'"])
+    bad_cli('table', *SMALL, '--seeds', 'abc', '--out', tmp_path, says=['--seeds'])
+    bad_cli('train', *SMALL, '--resume', '--restart', '--out', tmp_path / 'x', says=['--resume and --restart'])
+
+
+def test_bad_out_folders(tmp_path):
+    f = tmp_path / 'file'; f.write_text('x')
+    bad_cli('train', *SMALL, '--out', f, says=[str(f), 'not a folder'])
+    bad_cli('train', *SMALL, '--out', f / 'sub', says=['cannot be written'])
+    ro = Path('/proc/bioss-nb-run')                     # a folder no one can create
+    bad_cli('train', *SMALL, '--out', ro, says=[str(ro), 'cannot be written'])
+
+
+def test_bad_eval(tmp_path, finished):
+    bad_cli('eval', tmp_path / 'nonexistent', says=['nonexistent', 'not a folder'])
+    bad_cli('eval', tmp_path, says=[str(tmp_path), 'not a run folder'])
+    for spec in ('5', '-5'):
+        bad_cli('eval', finished / 'e2e', '--layers', spec, says=[f'--layers={spec}', 'blocks 0..1'])
+    bad_cli('eval', finished / 'e2e', '--layers', 'abc', says=['--layers=abc'])
+    bad_cli('eval', finished / 'e2e', '--probe-epochs', '0', says=['probe_epochs=0'])
+
+
+# ---------------------------------------------------------------- broken run files
+def _resume_with(tmp_path, finished, damage, *says):
+    run = tmp_path / 'run'
+    import shutil; shutil.copytree(finished / 'e2e', run)
+    damage(run)
+    bad_cli('train', *SMALL, '--epochs', '2', '--out', run, says=says)
+    bad_cli('eval', run, '--device', 'cpu', says=says)
+
+
+@pytest.mark.parametrize('name,damage,says', [
+    ('truncated', lambda r: (r / 'checkpoint.pt').write_bytes((r / 'checkpoint.pt').read_bytes()[:300]), ['truncated or corrupt']),
+    ('random', lambda r: (r / 'checkpoint.pt').write_bytes(os.urandom(2000)), ['truncated or corrupt']),
+    ('empty', lambda r: (r / 'checkpoint.pt').write_bytes(b''), ['is empty']),
+    ('missing keys', lambda r: torch.save({'encoder': {}}, r / 'checkpoint.pt'), ['lacks']),
+    ('pickle payload', lambda r: torch.save({'x': subprocess.Popen}, r / 'checkpoint.pt'), ['objects other than tensors']),
+    ('truncated config', lambda r: (r / 'config.json').write_text((r / 'config.json').read_text()[:40]), ['config.json', 'not valid JSON']),
+])
+def test_broken_run_files(tmp_path, finished, name, damage, says):
+    _resume_with(tmp_path, finished, damage, 'checkpoint.pt' if 'config' not in name else 'config.json', *says, '--restart')
+
+
+def test_resume_without_checkpoint(tmp_path):
+    bad_cli('train', *SMALL, '--resume', '--out', tmp_path / 'r', says=['no checkpoint'])
+
+
+def test_fewer_epochs_and_gll_extension_refused(finished):
+    bad_cli('train', *SMALL, '--epochs', '1', '--schedule', 'gll', '--ll-epochs', '2', '--out', finished / 'gll',
+            says=['GLL', '--restart'])
+
+
+def test_dataset_offline(tmp_path, monkeypatch):
+    "A data set that cannot be downloaded: one line naming it, nothing fetched (the download itself is made to fail)."
+    import urllib.request
+    def offline(*a, **k): raise urllib.error.URLError('no network')
+    monkeypatch.setattr(urllib.request, 'urlopen', offline)
+    monkeypatch.setenv('BIOSS_DATA', str(tmp_path / 'data'))
+    bad_cli('train', '--preset', 'tiny', '--data', 'cifar10', '--probe-data', 'cifar10', '--encoder', 'conv6', '--progress', 'false',
+            '--device', 'cpu', '--out', tmp_path / 'r', says=['cifar10'])
+    bad_cli('download', 'mnist', '--root', tmp_path / 'data', says=['mnist'])
+
+
+# ---------------------------------------------------------------- bad library calls
+def test_bad_library_calls():
+    from bioss_nb.deform import two_views
+    from bioss_nb.losses import ContrastiveHinge
+    from bioss_nb.models import conv6, build_encoder
+    from bioss_nb.evaluate import linear_probe
+    bad_call(lambda: get_config(seed=-3), 'seed=-3')
+    bad_call(lambda: get_config(lr='abc'), "lr='abc'")
+    bad_call(lambda: get_config(n_train='none'), "n_train='none'")
+    bad_call(lambda: get_config(rule='fa'), "rule='fa'")
+    bad_call(lambda: train(get_config('tiny', progress=False), stop_after=0), 'stop_after=0')
+    x = torch.rand(4, 3, 32, 32)
+    bad_call(lambda: two_views(x * 255), 'x')
+    bad_call(lambda: two_views(x[:0]), '0')
+    bad_call(lambda: ContrastiveHinge(tau=-1.), 'tau=-1')
+    z = torch.randn(6, 8)
+    bad_call(lambda: ContrastiveHinge()(z[:1], z[:1]), '1')
+    bad_call(lambda: ContrastiveHinge(n_negs=10)(z, z), 'n_negs=10', '6')
+    enc = conv6()
+    bad_call(lambda: enc(torch.rand(2, 3, 28, 28)), '28')
+    bad_call(lambda: enc(torch.rand(3, 32, 32)), '3')
+    bad_call(lambda: enc(torch.rand(2, 1, 32, 32)), '1')
+    bad_call(lambda: enc(torch.zeros(2, 3, 32, 32, dtype=torch.uint8)), 'uint8')
+    bad_call(lambda: build_encoder('mnist', 'bp')(torch.rand(2, 3, 28, 28)), '3')
+    bad_call(lambda: linear_probe(torch.rand(10, 4), torch.zeros(9, dtype=torch.long),
+                                  {'test': (torch.rand(5, 4), torch.zeros(5, dtype=torch.long))}), '10', '9')
+
+
+# ---------------------------------------------------------------- injected faults: nothing lost, nothing mixed
+def fault(): TALLY['faults'] += 1
+def lost(): TALLY['runs_lost'] += 1
+
+
+def test_second_writer_refused(tmp_path, finished):
+    fault()
+    run = finished / 'e2e'
+    before = (run / 'metrics.jsonl').read_text(), weights(run)
+    with RunLock(run):                                   # as if another `train` held the folder
+        line = bad_cli('train', *SMALL, '--epochs', '1', '--seed', '7', '--restart', '--out', run,
+                       says=[str(run), 'in use', f'pid {os.getpid()}'])
+    if (run / 'metrics.jsonl').read_text() != before[0] or not all(torch.equal(a, b) for a, b in zip(before[1].values(), weights(run).values())): lost()
+    assert TALLY['runs_lost'] == 0
+
+
+def test_second_table_refused(tmp_path):
+    fault()
+    with RunLock(tmp_path):
+        bad_cli('table', *SMALL, '--rows', 'random', '--seeds', '0', '--out', tmp_path, says=['in use'])
+
+
+def test_diverged_row_does_not_stop_the_table(tmp_path):
+    "lr=1e38 overflows in the first step: that row is marked failed, the other row and the table still come out."
+    fault()
+    rc, out, err = cli('table', *SMALL, '--rows', 'hinge-e2e-bp', 'random', '--seeds', '0', '--epochs', '1',
+                       '--probe-epochs', '2', '--n-probe', '500', '--lr', '1e38', '--out', tmp_path)
+    assert rc == 0, err
+    md = (tmp_path / 'table.md').read_text()
+    assert 'failed: NonFiniteLossError' in md and '| Rnd. encoder |' in md, md
+    res = [json.loads(l) for l in (tmp_path / 'results.jsonl').read_text().splitlines()]
+    assert [('error' in r) for r in res] == [True, False]
+
+
+def test_nan_embeddings_are_a_nonfinite_loss(tmp_path):
+    "Embeddings that are NaN stop the run with NonFiniteLossError (not the loss's input check), keeping the checkpoint."
+    from bioss_nb.core import NonFiniteLossError
+    fault()
+    tr = train(get_config('tiny', n_train=400, batch_size=100, epochs=2, progress=False, device='cpu', out=str(tmp_path)), stop_after=2)
+    good = (tmp_path / 'checkpoint.pt').read_bytes()
+    with torch.no_grad(): next(tr.heads[0].parameters()).fill_(float('nan'))
+    with pytest.raises(NonFiniteLossError, match='embeddings'): tr.fit()
+    if (tmp_path / 'checkpoint.pt').read_bytes() != good: lost()
+    assert TALLY['runs_lost'] == 0
+
+
+def test_exploding_loss_is_reported(tmp_path):
+    fault()
+    rc, out, err = cli('train', *SMALL, '--epochs', '2', '--lr', '1e6', '--out', tmp_path)
+    assert rc == 0
+    assert 'the loss is exploding' in err + out
+    ev = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+    assert any(r.get('event') == 'exploding' for r in ev)
+
+
+def test_torn_metrics_line(tmp_path):
+    fault()
+    assert cli('train', *SMALL, '--epochs', '2', '--stop-after', '5', '--out', tmp_path)[0] == 0
+    with open(tmp_path / 'metrics.jsonl', 'a') as f: f.write('{"stage": 0, "epo')      # a kill during the write
+    assert cli('train', *SMALL, '--epochs', '2', '--out', tmp_path)[0] == 0
+    ev = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+    if [r['epoch'] for r in ev] != [0, 1]: lost()
+    assert TALLY['runs_lost'] == 0
+
+
+def test_orphaned_tmp_files_removed(tmp_path):
+    fault()
+    assert cli('train', *SMALL, '--epochs', '1', '--stop-after', '2', '--out', tmp_path)[0] == 0
+    (tmp_path / '.checkpoint.pt.abc123.tmp').write_bytes(b'half a checkpoint')
+    assert cli('train', *SMALL, '--epochs', '1', '--out', tmp_path)[0] == 0
+    assert not list(tmp_path.glob('.*.tmp'))
+
+
+@pytest.mark.parametrize('schedule', ['e2e', 'rll'])
+def test_extend_finished_run(tmp_path, schedule):
+    "--epochs 2 on a finished 1-epoch run continues it, ending exactly where a 2-epoch run ends."
+    fault()
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    assert cli('train', *SMALL, '--schedule', schedule, '--epochs', '2', '--out', a)[0] == 0
+    assert cli('train', *SMALL, '--schedule', schedule, '--epochs', '1', '--out', b)[0] == 0
+    assert cli('train', *SMALL, '--schedule', schedule, '--epochs', '2', '--out', b)[0] == 0
+    if not same_weights(a, b): lost()
+    assert same_weights(a, b)
+    passes = 2 * (2 if schedule == 'rll' else 1)          # RLL: epochs x L passes, L = 2 blocks
+    assert [json.loads(l)['epoch'] for l in (b / 'metrics.jsonl').read_text().splitlines()] == list(range(passes))
+    bad_cli('train', *SMALL, '--schedule', schedule, '--epochs', '1', '--out', b, says=['more than the', '--restart'])
+
+
+def test_ctrl_c_checkpoints_and_resumes(tmp_path):
+    "SIGINT mid-run: exit status 130, one line, a checkpoint; the same command then finishes exactly like an uninterrupted run."
+    fault()
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    args = [*SMALL, '--epochs', '3', '--n-train', '1000']
+    assert cli('train', *args, '--out', a)[0] == 0
+    env = dict(os.environ)                               # the same threads as this process: bitwise-equal arithmetic
+    p = subprocess.Popen([str(Path(sys.executable).parent / 'bioss-nb'), 'train', *args, '--out', str(b)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (b / 'metrics.jsonl').exists() and time.time() - t0 < 120: time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode in (130, 0), err                 # 0: it had already finished when the signal came
+    if p.returncode == 130:
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert len(lines) == 1 and 'SIGINT' in lines[0] and 'resume' in lines[0], err
+        assert (b / 'checkpoint.pt').exists()
+    assert cli('train', *args, '--out', b)[0] == 0
+    if not same_weights(a, b): lost()
+    assert same_weights(a, b)
+
+
+def test_zz_summary():
+    "The tally, printed as the suite's last line (and written where $BIOSS_FAULTS_SUMMARY says)."
+    t = TALLY
+    line = (f"fault suite: {t['bad_inputs']} bad inputs tried, {t['clear']} clear errors, {t['tracebacks']} tracebacks; "
+            f"{t['faults']} faults injected, {t['runs_lost']} runs lost")
+    print('\n' + line)
+    if os.environ.get('BIOSS_FAULTS_SUMMARY'): Path(os.environ['BIOSS_FAULTS_SUMMARY']).write_text(json.dumps(dict(t, line=line)))
+    assert t['tracebacks'] == 0 and t['runs_lost'] == 0

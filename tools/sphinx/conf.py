@@ -1,0 +1,72 @@
+"""Sphinx configuration of the course site, used by tools/build_site.py (not by nbdev-docs, which reads nbs/_quarto.yml).
+
+The pages are nbdev's processed notebooks, read by myst-nb with their stored outputs (nothing runs during the build),
+in the Furo theme (light and dark mode, Sphinx's own search). Math is typeset by MathJax 3 from the
+sphinx-mathjax-offline package, copied into the site: the pages load nothing from the network.
+"""
+from pathlib import Path
+import shutil
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+try: import tomllib
+except ImportError: import tomli as tomllib  # Python 3.10
+_cfg = tomllib.loads((ROOT / 'pyproject.toml').read_text())
+_proj, _nbdev = _cfg.get('project', {}), _cfg.get('tool', {}).get('nbdev', {})
+
+project = _nbdev.get('title') or _proj.get('name', 'docs')
+html_title = project
+author = ', '.join(a.get('name', '') for a in _proj.get('authors', [])) or project
+copyright = author
+root_doc = 'index'
+extensions = ['myst_nb']
+exclude_patterns = ['_build', '**.ipynb_checkpoints']
+suppress_warnings = ['toc.not_included']  # build_site.py warns about a chapter missing from nbs/sidebar.yml
+
+# myst-nb: the stored outputs are the docs; never execute
+nb_execution_mode = 'off'
+nb_render_markdown_format = 'myst'  # show_doc and display(Markdown(...)) outputs: math, tables, links
+nb_merge_streams = True
+myst_enable_extensions = ['dollarmath', 'amsmath', 'colon_fence', 'attrs_inline', 'attrs_block', 'deflist']
+myst_heading_anchors = 3
+myst_dmath_double_inline = True
+
+# theme: Furo, a left sidebar with the chapters under their parts, prev/next links, light/dark/auto, search
+html_theme = 'furo'
+html_static_path = [str(HERE / 'static')]
+html_css_files = ['site.css']
+html_copy_source = False
+html_show_sourcelink = False
+html_last_updated_fmt = None
+pygments_style = 'friendly'
+pygments_dark_style = 'monokai'
+html_theme_options = {'navigation_with_keys': True}  # no "edit this page": the pages are built from processed copies
+
+# math: MathJax 3 from a Python package, copied into _static/mathjax (no CDN)
+mathjax_path = 'mathjax/tex-chtml.js'
+MATHJAX_PARTS = ['tex-chtml.js', 'input/tex/extensions', 'output/chtml/fonts/woff-v2', 'ui', 'a11y', 'adaptors']
+
+
+def mathjax_dir() -> Path:
+    "MathJax's files as the sphinx-mathjax-offline package ships them."
+    import importlib.util
+    spec = importlib.util.find_spec('sphinx-mathjax-offline') or importlib.util.find_spec('sphinx_mathjax_offline')
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError('the docs need MathJax from the sphinx-mathjax-offline package: pip install -e ".[docs]"')
+    return Path(list(spec.submodule_search_locations)[0]) / 'static' / 'mathjax'
+
+
+def _copy_mathjax(app, exc):
+    if exc is not None or app.builder.format != 'html': return
+    src, dst = mathjax_dir(), Path(app.outdir) / '_static' / 'mathjax'
+    for part in MATHJAX_PARTS:
+        s, d = src / part, dst / part
+        d.parent.mkdir(parents=True, exist_ok=True)
+        if s.is_dir(): shutil.copytree(s, d, dirs_exist_ok=True)
+        else: shutil.copy2(s, d)
+
+
+def setup(app):
+    mathjax_dir()  # fail before the build, not after it
+    app.connect('build-finished', _copy_mathjax)
