@@ -7,6 +7,7 @@ Docs: https://bioss-nb.github.io/bioss_nb/eval.html.md"""
 # %% ../nbs/08_eval.ipynb #9108cfde
 from __future__ import annotations
 import json, functools, tempfile, time
+from tqdm.auto import tqdm
 from pathlib import Path
 import torch
 from torch import nn
@@ -30,9 +31,10 @@ def features(encoder:nn.Module, # an Encoder
     layers = [len(encoder) - 1] if layers is None else [l % len(encoder) for l in layers]
     was = encoder.training; encoder.eval()
     out = [[] for _ in layers]
+    pool = getattr(encoder, 'head_pool', 1)                  # VGG6's probe averages 2x2 first, as its heads do
     for i in range(0, len(x), batch_size):
         hs = encoder.features(to_float(x[i:i + batch_size].to(device)), upto=max(layers))
-        for k, l in enumerate(layers): out[k].append(hs[l].flatten(1))
+        for k, l in enumerate(layers): out[k].append((F.avg_pool2d(hs[l], pool) if pool > 1 else hs[l]).flatten(1))
     encoder.train(was)
     return [torch.cat(o) for o in out]
 
@@ -42,7 +44,8 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
                  tests:dict, # name -> (features, labels) to score after training
                  epochs:int=200, lr:float=1e-3, batch_size:int=500,
                  seed:int=0, # seeds the classifier's init and the batch order
-                 n_classes:int|None=None) -> dict:
+                 n_classes:int|None=None,
+                 progress:bool=False) -> dict: # a progress bar over the epochs
     "Train a linear classifier on frozen features; return {'train': acc, name: acc for each test, 'model': the classifier}."
     for name, (f, y) in {'train': (f_train, y_train), **tests}.items():
         if len(f) != len(y):
@@ -55,7 +58,7 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
         torch.manual_seed(seed); clf = nn.Linear(f_train.shape[1], n_classes).to(dev)
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     n, bs = len(f_train), min(batch_size, len(f_train))
-    for _ in range(epochs):
+    for _ in tqdm(range(epochs), desc='probe', disable=not progress, leave=False, dynamic_ncols=True):
         perm = torch.randperm(n, generator=g).to(dev)
         for i in range(0, n - bs + 1, bs):      # drop the last partial batch, as the SSL loader does
             idx = perm[i:i + bs]
@@ -69,19 +72,25 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
 
 # %% ../nbs/08_eval.ipynb #cc211296
 @functools.lru_cache(maxsize=4)
-def _probe_data_cached(name, n_probe, perturb_seed, rot, shift, scale, rgb32=False):
+def _probe_data_cached(name, n_probe, perturb_seed, rot, shift, scale, rgb32=False, crop=None, clapp=False):
     from bioss_nb.data import load_dataset, to_rgb32
     from bioss_nb.deform import perturb
     xtr, ytr = load_dataset(name, 'train'); xte, yte = load_dataset(name, 'test')
     if n_probe: xtr, ytr = xtr[:n_probe], ytr[:n_probe]
     xp = perturb(to_float(xte), rot=rot, shift=shift, scale=scale, generator=torch.Generator().manual_seed(perturb_seed))
     if rgb32: xtr, xte, xp = to_rgb32(xtr), to_rgb32(xte), to_rgb32(xp)   # perturbed first: the same digits as unpadded
+    if crop:                                  # STL10-sized images: the probe reads the central crop (CLAPP: grayscale, normalised)
+        from bioss_nb.crops import center_crop
+        from bioss_nb.clapp import clapp_center
+        xtr, xte, xp = ((clapp_center(v, crop) if clapp else center_crop(v, crop)) for v in (xtr, xte, xp))
     return dict(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, x_perturbed=xp)
 
 def probe_data(cfg:Config) -> dict:
     "x_train, y_train, x_test, y_test and x_perturbed (the test images after `perturb`) for `cfg`'s probe."
-    return _probe_data_cached(cfg.probe_data or cfg.data, cfg.n_probe, cfg.perturb_seed,
-                              cfg.perturb_rot, cfg.perturb_shift, cfg.perturb_scale, cfg.to_rgb32)
+    from bioss_nb.train import _STL
+    name = cfg.probe_data or cfg.data
+    return _probe_data_cached(name, cfg.n_probe, cfg.perturb_seed, cfg.perturb_rot, cfg.perturb_shift, cfg.perturb_scale,
+                              cfg.to_rgb32, cfg.crop_size if name in _STL else None, cfg.loss == 'clapp' and cfg.views == 'crops')
 
 # %% ../nbs/08_eval.ipynb #5f9bccca
 def probe(encoder:nn.Module, # the (frozen) encoder to score
@@ -97,15 +106,17 @@ def probe(encoder:nn.Module, # the (frozen) encoder to score
     out = {}
     for k, l in enumerate(layers):
         r = linear_probe(ftr[k], d['y_train'], dict(clean=(fte[k], d['y_test']), perturbed=(fpe[k], d['y_test'])),
-                         epochs=cfg.probe_epochs, lr=cfg.probe_lr, batch_size=cfg.probe_batch, seed=cfg.seed)
+                         epochs=cfg.probe_epochs, lr=cfg.probe_lr, batch_size=cfg.probe_batch, seed=cfg.seed,
+                         progress=cfg.progress)
         out[l] = dict(clean=r['clean'], perturbed=r['perturbed'], train=r['train'], dim=ftr[k].shape[1])
     return out
 
 # %% ../nbs/08_eval.ipynb #dd73fc4b
 def random_encoder(cfg:Config) -> nn.Module:
     "The untrained encoder of `cfg` (same architecture, weights from `cfg.seed`)."
+    from bioss_nb.train import encoder_kwargs
     seed_everything(cfg.seed)
-    return build_encoder(cfg.encoder, 'bp')
+    return build_encoder(cfg.encoder, 'bp', **encoder_kwargs(cfg))
 
 # %% ../nbs/08_eval.ipynb #7f727f22
 def train_supervised(cfg:Config, # encoder, probe_data, sup_epochs, sup_lr, probe_batch, seed
@@ -114,14 +125,16 @@ def train_supervised(cfg:Config, # encoder, probe_data, sup_epochs, sup_lr, prob
     d = probe_data(cfg)
     device = get_device(device if device is not None else cfg.device)
     seed_everything(cfg.seed)
-    enc = build_encoder(cfg.encoder, 'bp')
+    from bioss_nb.train import encoder_kwargs
+    enc = build_encoder(cfg.encoder, 'bp', **encoder_kwargs(cfg))
     n_classes = int(max(d['y_train'].max(), d['y_test'].max())) + 1
-    net = nn.Sequential(enc, nn.Flatten(), nn.Linear(enc.out_features[-1], n_classes)).to(device)
+    pool = [nn.AvgPool2d(enc.head_pool)] if enc.head_pool > 1 else []
+    net = nn.Sequential(enc, *pool, nn.Flatten(), nn.Linear(enc.head_features[-1], n_classes)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.sup_lr)
     g = torch.Generator().manual_seed(cfg.seed)
     x, y = d['x_train'].to(device), d['y_train'].to(device)
     n, bs = len(x), min(cfg.sup_batch, len(x))
-    for _ in range(cfg.sup_epochs):
+    for _ in tqdm(range(cfg.sup_epochs), desc='supervised', disable=not cfg.progress, leave=False, dynamic_ncols=True):
         perm = torch.randperm(n, generator=g).to(device)
         for i in range(0, n - bs + 1, bs):
             idx = perm[i:i + bs]
