@@ -172,7 +172,7 @@ def validate(self:Config) -> Config:
         raise ValueError(f"n_train={self.n_train} is smaller than batch_size={self.batch_size}: no full mini-batch")
     if self.n_negs is not None and (not isinstance(self.n_negs, int) or self.n_negs < 2):
         raise ValueError(f"n_negs={self.n_negs!r} must be None (all negatives) or an integer >= 2")
-    if self.n_negs is not None and self.n_negs > self.batch_size:
+    if self.loss == 'hinge' and self.n_negs is not None and self.n_negs > self.batch_size:
         raise ValueError(f"n_negs={self.n_negs} is larger than batch_size={self.batch_size}: a batch has at most batch_size - 1 negatives")
     for n in ('p', 'flip', 'affine_frac'):
         v = getattr(self, n)
