@@ -726,11 +726,15 @@ class _StopSignals:
     def __exit__(self, *exc):
         for s, h in self.old.items(): signal.signal(s, h)
 
+def _check_stop_after(stop_after):
+    "A `ValueError` unless `stop_after` is None or a positive number of steps."
+    if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool) or stop_after < 1):
+        raise ValueError(f"stop_after={stop_after!r} must be None or a positive number of steps")
+
 @patch
 def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
     "Train from the current position to the end of the schedule (or for `stop_after` steps)."
-    if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool) or stop_after < 1):
-        raise ValueError(f"stop_after={stop_after!r} must be None or a positive number of steps")
+    _check_stop_after(stop_after)
     c, nb, done_now = self.cfg, self.n_batches, 0
     self._start_step = self.pos['step']
     if is_main_process():
@@ -846,8 +850,7 @@ def train(cfg:Config, # the run's settings
           callbacks:list|None=None) -> Trainer:
     "Train (or continue) the run in `cfg.out`, holding its folder's lock; return the `Trainer`."
     check_choice(resume, 'resume', ('auto', True, False))
-    if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool) or stop_after < 1):
-        raise ValueError(f"stop_after={stop_after!r} must be None or a positive number of steps")
+    _check_stop_after(stop_after)                                    # before the lock and the data
     cfg.validate()
     lock = RunLock(cfg.out).acquire() if is_main_process() else None    # before anything is read or written there
     try:
