@@ -140,7 +140,7 @@ def setup_data(dev, N=50_000):
     return dict(baseline=base, ours=ours)
 
 
-def ssl_epoch_seconds(dev, n=4000, B=500, reps=3, channels_last=False, bf16=False):
+def ssl_epoch_seconds(dev, n=4000, B=500, reps=3, channels_last=False, bf16=False, compile=False):
     "One SSL epoch of CONV6 on digits (2 x B views per step) with deformations, the hinge loss and Adam."
     from bioss_nb.data import load_dataset, DeviceLoader
     from bioss_nb.deform import two_views
@@ -153,17 +153,19 @@ def ssl_epoch_seconds(dev, n=4000, B=500, reps=3, channels_last=False, bf16=Fals
     mf = torch.channels_last if channels_last else torch.contiguous_format
     enc = enc.to(memory_format=mf)
     opt = torch.optim.Adam(list(enc.parameters()) + list(head.parameters()), 1e-4)
-    loss_fn, loader = ContrastiveHinge(), DeviceLoader(x, batch_size=B, device=dev)
+    net = torch.nn.Sequential(enc, head)
+    if compile: net = torch.compile(net)
+    loss_fn, loader = ContrastiveHinge(n_negs=5, grad_block=True), DeviceLoader(x, batch_size=B, device=dev)
     gen = torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
     def epoch():
         for xb, _ in loader:
             v1, v2 = two_views(xb, generator=gen)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                z = head(enc(torch.cat([v1, v2]).contiguous(memory_format=mf))).float()
+                z = net(torch.cat([v1, v2]).contiguous(memory_format=mf)).float()
             opt.zero_grad(set_to_none=True); loss_fn(z[:len(xb)], z[len(xb):]).backward(); opt.step()
-    epoch()  # warm-up
+    t0 = time.perf_counter(); epoch(); first = time.perf_counter() - t0   # warm-up (and compilation)
     ts = [timeit(epoch, dev) for _ in range(reps)]
-    return dict(median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), steps=len(loader))
+    return dict(median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), steps=len(loader), first_s=first)
 
 
 SETUPS = {
@@ -218,30 +220,138 @@ def machine(dev):
 def fmt_ratio(r, nd=1): return f"{r['ratio']:.{nd}f}x ({r['ratio_min']:.{nd}f}-{r['ratio_max']:.{nd}f})"
 
 
+SSL_VARIANTS = (('fp32', {}), ('fp32, channels_last', dict(channels_last=True)), ('bf16 autocast', dict(bf16=True)),
+                ('bf16 autocast, channels_last', dict(channels_last=True, bf16=True)),
+                ('fp32, channels_last, torch.compile', dict(channels_last=True, compile=True)))
+CASES = ('hinge_all_500', 'hinge_all_1000', 'hinge_few_500', 'hinge_few_1000', 'deform', 'data')
+
+
+def table_rows(res) -> list:
+    "The markdown rows of every measured case in `res`, in a fixed order."
+    rows = []
+    for case in CASES:
+        if case not in res: continue
+        r = res[case]
+        memtxt = f"{r['base_mb']:.1f} MB / {max(r['ours_mb'], 0):.1f} MB" if 'base_mb' in r else '-'
+        rows.append(f"| {case} | {r['base_s']*1e3:.1f} ms | {r['ours_s']*1e3:.1f} ms | {fmt_ratio(r)} | {memtxt} |")
+    for k in ('rf', 'urf', 'sign'):
+        if f'rule_{k}' in res:
+            r = res[f'rule_{k}']
+            rows.append(f"| conv6 step, {k} vs bp (cost) | {r['bp_s']*1e3:.1f} ms | {r['rule_s']*1e3:.1f} ms | {fmt_ratio(r, 2)} | - |")
+    if 'dtp' in res:
+        r = res['dtp']
+        rows.append(f"| conv6 step, dtp vs bp (cost) | {r['ours_s']*1e3:.1f} ms | {r['base_s']*1e3:.1f} ms | {fmt_ratio(r, 2)} | - |")
+    base = res.get('ssl_epoch fp32', {}).get('median_s')
+    for name, _ in SSL_VARIANTS:
+        r = res.get(f'ssl_epoch {name}')
+        if r is None or base is None: continue
+        first = f"; first epoch {r['first_s']:.1f} s" if 'compile' in name and 'first_s' in r else ''
+        rows.append(f"| SSL epoch, conv6 on 4000 digits ({r['steps']} steps of 2x500 views, hinge with 5 negatives), {name} | "
+                    f"{base:.2f} s | {r['median_s']:.2f} s ({r['min_s']:.2f}-{r['max_s']:.2f}){first} | {base / r['median_s']:.2f}x | - |")
+    if 'ddp' in res:
+        r = res['ddp']
+        rows.append(f"| one run in 1 process (2 threads) vs 2 gloo processes (1 thread each), `{r['what']}` | "
+                    f"{r['one_s']:.2f} s / epoch | {r['two_s']:.2f} s / epoch | {r['one_s'] / r['two_s']:.2f}x | - |")
+    if 'jobs' in res:
+        r = res['jobs']
+        rows.append(f"| `table --jobs 2` vs `--jobs 1`, `{r['what']}` | {r['one_s']:.1f} s | {r['two_s']:.1f} s | "
+                    f"{r['one_s'] / r['two_s']:.2f}x | - |")
+    if 'accuracy' in res:
+        r = res['accuracy']; f, b = r['fp32'], r['bf16']
+        rows.append(f"| digits preset, `{r['row']}` seed {r['seed']}: clean / perturbed probe accuracy, fp32 vs bf16 autocast | "
+                    f"{100 * f['clean']:.2f}% / {100 * f['perturbed']:.2f}% ({f['seconds']:.0f} s) | "
+                    f"{100 * b['clean']:.2f}% / {100 * b['perturbed']:.2f}% ({b['seconds']:.0f} s) | {f['seconds'] / b['seconds']:.2f}x | - |")
+    if 'tiny' in res:
+        r = res['tiny']
+        rows.append(f"| tiny preset end to end (`bioss-nb train --preset tiny`) | - | {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB | - | - |")
+    return rows
+
+
+def _cli(*args, env=None, cwd=None):
+    "Run the command line in its own process; its wall time in seconds."
+    t = time.perf_counter()
+    p = subprocess.run([*args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd)
+    if p.returncode: raise RuntimeError(' '.join(map(str, args)) + ' failed:\n' + p.stderr[-2000:])
+    return time.perf_counter() - t
+
+
+def _epoch_s(run_dir) -> float:
+    "Median seconds per epoch of a run, from its metrics.jsonl (the first epoch, with its warm-up, left out)."
+    recs = [json.loads(l) for l in (Path(run_dir) / 'metrics.jsonl').read_text().splitlines() if l.strip()]
+    return statistics.median([r['time_s'] for r in recs if 'time_s' in r][1:])
+
+
+def ddp_epoch(dev):
+    "Seconds per epoch of one digits run (CONV6, 2000 images, 4 epochs) in 1 process and in 2 gloo processes under torchrun."
+    import tempfile
+    bin_ = Path(sys.executable).parent
+    args = ['train', '--preset', 'digits', '--n_train', '2000', '--epochs', '4', '--progress', 'false', '--device', dev.type]
+    with tempfile.TemporaryDirectory() as d:
+        _cli(bin_ / 'bioss-nb', *args, '--out', f'{d}/one')
+        _cli(bin_ / 'torchrun', '--standalone', '--nproc-per-node', '2', bin_ / 'bioss-nb', *args, '--out', f'{d}/two',
+             env=dict(OMP_NUM_THREADS='1'))
+        return dict(one_s=_epoch_s(f'{d}/one'), two_s=_epoch_s(f'{d}/two'),
+                    what='digits preset, 2000 images, global batch 500, E2E BP')
+
+
+JOB_ROWS = ('hinge-e2e-bp', 'hinge-e2e-rf', 'hinge-gll-bp', 'random')
+
+def jobs_wall(dev):
+    "Wall time of a four-row tiny grid run by `table` with --jobs 1 and with --jobs 2."
+    import tempfile
+    cli = Path(sys.executable).parent / 'bioss-nb'
+    args = ['table', '--preset', 'tiny', '--rows', *JOB_ROWS, '--seeds', '0', '--progress', 'false', '--device', dev.type]
+    with tempfile.TemporaryDirectory() as d:
+        one = _cli(cli, *args, '--jobs', '1', '--out', f'{d}/one')
+        two = _cli(cli, *args, '--jobs', '2', '--out', f'{d}/two')
+    return dict(one_s=one, two_s=two, what=f"--preset tiny --rows {' '.join(JOB_ROWS)} --seeds 0")
+
+
+def precision_accuracy(dev, row='hinge5gb-e2e-bp', seed=0):
+    "Clean and perturbed probe accuracy of one digits row trained in fp32 and in bf16, same seed, and each run's wall time."
+    import tempfile
+    cli, out = Path(sys.executable).parent / 'bioss-nb', {}
+    with tempfile.TemporaryDirectory() as d:
+        for prec in ('fp32', 'bf16'):
+            wall = _cli(cli, 'table', '--preset', 'digits', '--rows', row, '--seeds', str(seed), '--precision', prec,
+                        '--progress', 'false', '--device', dev.type, '--out', f'{d}/{prec}')
+            r = json.loads((Path(d) / prec / 'results.jsonl').read_text().splitlines()[0])
+            out[prec] = dict(clean=r['clean'], perturbed=r['perturbed'], seconds=r['seconds'], wall_s=wall)
+    return dict(row=row, seed=seed, **out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--device', default='cpu'); ap.add_argument('--reps', type=int, default=7)
-    ap.add_argument('--only', default=''); ap.add_argument('--out', default=str(ROOT / 'bench' / 'results'))
+    ap.add_argument('--only', default='', help='comma-separated cases or groups; their results replace those already in --out')
+    ap.add_argument('--out', default=str(ROOT / 'bench' / 'results'))
     ap.add_argument('--no-mem', action='store_true'); ap.add_argument('--no-tiny', action='store_true')
     ap.add_argument('--mem-child', nargs=2)
+    ap.add_argument('--md-only', action='store_true', help='rewrite the markdown table from the stored json')
     a = ap.parse_args(argv)
     if a.mem_child: return mem_child(*a.mem_child, a.device)
+    if a.md_only: return write_md(json.loads((Path(a.out) / f'{a.device}.json').read_text()), Path(a.out), a.device)
     dev = torch.device(a.device)
     only = set(a.only.split(',')) - {''}
     want = lambda k: not only or k in only or k.split('_')[0] in only
-    res, rows = dict(machine=machine(dev), device=a.device, command='python bench/run.py ' + ' '.join(argv or sys.argv[1:])), []
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    command = 'python bench/run.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+    res = dict(machine=machine(dev), device=a.device, commands=[])
+    if only and (out / f'{a.device}.json').exists():            # a partial run updates the stored results
+        res = {**json.loads((out / f'{a.device}.json').read_text()), 'machine': machine(dev)}
+        if 'command' in res:                                     # results written before partial runs existed
+            line = next((l for l in (out / f'{a.device}.md').read_text().splitlines() if l.startswith('Command:')), '` (? s)')
+            res['commands'] = [f"{res.pop('command')} ({line.rsplit('(', 1)[-1].split(' s)')[0]} s)"]
     t0 = time.time()
+    say = lambda key: print(table_rows({**({'ssl_epoch fp32': res['ssl_epoch fp32']} if key.startswith('ssl') else {}), key: res[key]})[-1], flush=True)
 
-    for case in ('hinge_all_500', 'hinge_all_1000', 'hinge_few_500', 'hinge_few_1000', 'deform', 'data'):
+    for case in CASES:
         if not want(case): continue
         f = SETUPS[case](dev)
         r = compare(f['baseline'], f['ours'], dev, reps=a.reps)
         if not a.no_mem and case != 'data':
             r['base_mb'], r['ours_mb'] = mem(case, 'baseline', a.device), mem(case, 'ours', a.device)
-        res[case] = r
-        memtxt = f"{r['base_mb']:.1f} MB / {max(r['ours_mb'], 0):.1f} MB" if 'base_mb' in r else '-'
-        rows.append(f"| {case} | {r['base_s']*1e3:.1f} ms | {r['ours_s']*1e3:.1f} ms | {fmt_ratio(r)} | {memtxt} |")
-        print(rows[-1], flush=True)
+        res[case] = r; say(case)
 
     if want('rules'):
         f = SETUPS['rules'](dev)
@@ -253,25 +363,24 @@ def main(argv=None):
             r = [t / b for t, b in zip(ts[k], ts['bp'])]
             res[f'rule_{k}'] = dict(bp_s=statistics.median(ts['bp']), rule_s=statistics.median(ts[k]),
                                     ratio=statistics.median(r), ratio_min=min(r), ratio_max=max(r))
-            rows.append(f"| conv6 step, {k} vs bp (cost) | {res[f'rule_{k}']['bp_s']*1e3:.1f} ms | {res[f'rule_{k}']['rule_s']*1e3:.1f} ms | {fmt_ratio(res[f'rule_{k}'], 2)} | - |")
-            print(rows[-1], flush=True)
+            say(f'rule_{k}')
     if want('dtp'):
         try:
             f = SETUPS['dtp'](dev)
-            r = compare(f['dtp'], f['bp'], dev, reps=a.reps)   # ratio = dtp time / bp time
-            res['dtp'] = r
-            rows.append(f"| conv6 step, dtp vs bp (cost) | {r['ours_s']*1e3:.1f} ms | {r['base_s']*1e3:.1f} ms | {fmt_ratio(r, 2)} | - |")
-            print(rows[-1], flush=True)
+            res['dtp'] = compare(f['dtp'], f['bp'], dev, reps=a.reps)   # ratio = dtp time / bp time
+            say('dtp')
         except Exception as e: print('dtp skipped:', repr(e))
     if want('ssl'):
-        base = None
-        for name, kw in (('fp32', {}), ('fp32, channels_last', dict(channels_last=True)),
-                         ('bf16 autocast, channels_last', dict(channels_last=True, bf16=True))):
-            r = ssl_epoch_seconds(dev, **kw)
-            res[f'ssl_epoch {name}'] = r; base = base or r['median_s']
-            rows.append(f"| SSL epoch, conv6 on 4000 digits ({r['steps']} steps of 2x500 views), {name} | {base:.2f} s | "
-                        f"{r['median_s']:.2f} s ({r['min_s']:.2f}-{r['max_s']:.2f}) | {base / r['median_s']:.2f}x | - |")
-            print(rows[-1], flush=True)
+        for name, kw in SSL_VARIANTS:
+            try: res[f'ssl_epoch {name}'] = ssl_epoch_seconds(dev, **kw)
+            except Exception as e: print(f'ssl {name} skipped:', repr(e)[:300]); continue
+            say(f'ssl_epoch {name}')
+    if want('ddp'):
+        res['ddp'] = ddp_epoch(dev); say('ddp')
+    if want('jobs'):
+        res['jobs'] = jobs_wall(dev); say('jobs')
+    if want('accuracy') and only:                       # about 10 minutes on two cores: only when asked by name
+        res['accuracy'] = precision_accuracy(dev); say('accuracy')
     if want('tiny') and not a.no_tiny:
         import tempfile
         with tempfile.TemporaryDirectory() as d:
@@ -282,18 +391,19 @@ def main(argv=None):
             p = subprocess.run([sys.executable, '-c', code, 'train', '--preset', 'tiny', '--out', d, '--device', a.device,
                                 '--progress', 'false'], capture_output=True, text=True)
             wall = time.perf_counter() - t
-            peak = int(p.stdout.strip().splitlines()[-1]) / 1024 if p.returncode == 0 else float('nan')
         if p.returncode == 0:
-            res['tiny'] = dict(wall_s=wall, peak_rss_mb=peak)
-            rows.append(f"| tiny preset end to end (`bioss-nb train --preset tiny`) | - | {wall:.1f} s, peak RSS {peak:.0f} MB | - | - |")
+            res['tiny'] = dict(wall_s=wall, peak_rss_mb=int(p.stdout.strip().splitlines()[-1]) / 1024); say('tiny')
         else: print('tiny preset failed:', p.stderr[-1500:])
-        print(rows[-1], flush=True)
 
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    res['commands'] = [*res['commands'], f'{command} ({time.time() - t0:.0f} s)']
     (out / f'{a.device}.json').write_text(json.dumps(res, indent=1))
-    md = [f"Machine: {res['machine']}.  ", f"Command: `{res['command']}` ({time.time() - t0:.0f} s).", '',
-          '| case | baseline | ours | ratio: median (min-max) | peak memory baseline / ours |', '|---|---|---|---|---|', *rows]
-    (out / f'{a.device}.md').write_text('\n'.join(md) + '\n')
+    write_md(res, out, a.device)
+
+
+def write_md(res, out, device):
+    md = [f"Machine: {res['machine']}.  ", 'Commands: ' + '; '.join(f'`{c.rsplit(" (", 1)[0]}` ({c.rsplit(" (", 1)[1]}' for c in res['commands']) + '.', '',
+          '| case | baseline | ours | ratio: median (min-max) | peak memory baseline / ours |', '|---|---|---|---|---|', *table_rows(res)]
+    (out / f'{device}.md').write_text('\n'.join(md) + '\n')
     print('\n'.join(md))
 
 

@@ -13,7 +13,8 @@ from torch.autograd.function import once_differentiable
 from .core import check_choice
 
 # %% auto #0
-__all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'hinge_error', 'SimCLR', 'get_loss', 'PairwiseL1', 'pairwise_l1']
+__all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'few_negatives_hinge', 'hinge_error', 'SimCLR', 'get_loss',
+           'PairwiseL1', 'pairwise_l1']
 
 # %% ../nbs/03_losses.ipynb #f5941871
 def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
@@ -29,6 +30,7 @@ def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
             raise ValueError(f"{name} must be a floating-point tensor, got dtype {z.dtype}")
     if z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must have the same shape (B, D), got z1 {tuple(z1.shape)} and z2 {tuple(z2.shape)}")
+    if torch.isfinite(z1.detach().sum() + z2.detach().sum()): return   # one sum each: finite unless some entry is NaN or infinite (or huge)
     for name, z in (('z1', z1), ('z2', z2)):
         if not torch.isfinite(z).all():
             raise ValueError(f"{name} contains NaN or infinite values")
@@ -61,11 +63,7 @@ class ContrastiveHinge(nn.Module):
             pos = F.relu(torch.diagonal(d) - lo).sum()       # sum_i [d_ii - (tau-delta)]_+
             neg = F.relu(hi - d.masked_fill(eye, float('inf'))).sum()  # sum_{i!=j} [(tau+delta) - d_ij]_+
             return pos + neg
-        L = F.relu((z1 - z2).abs().sum(1) - lo).sum()       # positives, weight 1
-        for m in range(1, self.n_negs):                     # negatives (j, j+m), no wrap-around, weight 1/F
-            d = (z1[:-m] - z2[m:]).abs().sum(1)
-            L = L + F.relu(hi - d).sum() / self.n_negs
-        return L
+        return few_negatives_hinge(z1, z2, self.tau, self.delta, self.n_negs)   # positives weight 1, offsets 1..F-1 weight 1/F
 
     def per_image_scale(self, n:int) -> float:
         "Factor that makes the loss of n images a sum of per-image terms that do not grow with n (see below)."
@@ -73,6 +71,44 @@ class ContrastiveHinge(nn.Module):
 
     def extra_repr(self):
         return f"tau={self.tau}, delta={self.delta}, n_negs={self.n_negs}, grad_block={self.grad_block}"
+
+# %% ../nbs/03_losses.ipynb #4b6815fc
+class _FewNegHinge(torch.autograd.Function):
+    "The few-negatives hinge over all offsets at once: forward on a strided window view, backward from the formula."
+    @staticmethod
+    def forward(ctx, z1, z2, tau:float, delta:float, n_negs:int):
+        (B, D), F_ = z1.shape, min(n_negs, len(z1))
+        z2p = torch.cat([z2, z2.new_full((F_ - 1, D), float('inf'))])  # past the batch's end: infinitely far, never active
+        diff = z1[:, None, :] - z2p.as_strided((B, F_, D), (D, D, 1))  # z1_i - z2_{i+m}, m = 0..F-1 (a view, no copy)
+        S = diff.sign()
+        mg = diff.abs_().sum(2).neg_().add_(tau + delta)                # (tau+delta) - d_{i,i+m}: the negatives' hinges
+        mg[:, 0].neg_().add_(2 * delta)                                 # d_ii - (tau-delta): the positives'
+        c = (mg > 0).to(z1.dtype)                                       # dL/dd: +1 active positive, -1/F active negative
+        c[:, 1:] *= -1. / n_negs
+        ctx.save_for_backward(S, c)
+        mg.clamp_(min=0)
+        return mg[:, 0].sum() + mg[:, 1:].sum() / n_negs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, G):
+        S, c = ctx.saved_tensors
+        (B, F_, D), M = S.shape, S.shape[1] - 1
+        Tp = S.new_empty(B + M, F_, D); Tp[:M] = 0                      # T behind M rows of zeros
+        T = torch.mul(S, (c * G)[..., None], out=Tp[M:])                # T_im = dL/d(z1_i - z2_{i+m})
+        g1 = T.sum(1) if ctx.needs_input_grad[0] else None
+        g2 = None
+        if ctx.needs_input_grad[1]:       # -sum_m T[j-m, m] = -sum_r Tp[j+r, M-r]: an anti-diagonal as a strided view
+            g2 = Tp.as_strided((B, F_, D), (F_ * D, M * D, 1), storage_offset=M * D).sum(1).neg_()
+        return g1, g2, None, None, None
+
+def few_negatives_hinge(z1:torch.Tensor, # view 1's embeddings (B, D)
+                        z2:torch.Tensor, # view 2's embeddings (B, D)
+                        tau:float=2., delta:float=1., # the hinge's threshold and margin
+                        n_negs:int=5, # F: the positive at offset 0, negatives at offsets 1..F-1, each weighted 1/F
+                       ) -> torch.Tensor:
+    "The few-negatives hinge of `ContrastiveHinge(n_negs=F)` (no checks): O(BFD) memory, one pass for all offsets."
+    return _FewNegHinge.apply(z1, z2, float(tau), float(delta), int(n_negs))
 
 # %% ../nbs/03_losses.ipynb #3dd7090e
 def hinge_error(z1:torch.Tensor, # view 1's embeddings (B, D): stored activity

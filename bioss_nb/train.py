@@ -23,7 +23,8 @@ except ImportError: fcntl = None
 __all__ = ['DATASETS', 'ENCODERS', 'SCHEDULES', 'TRAIN_RULES', 'LOSSES', 'PAIRINGS', 'VIEWS', 'LOGGERS', 'PRECISIONS', 'PRESETS',
            'Config', 'encoder_kwargs', 'get_config', 'build_networks', 'build_loss', 'prepare_images',
            'is_main_process', 'RunFolderError', 'check_out', 'RunLock', 'read_config', 'load_checkpoint',
-           'init_distributed', 'gather_rows', 'Trainer', 'read_metrics', 'RunInterrupted', 'train', 'load_encoder']
+           'init_distributed', 'gather_rows', 'speed_settings', 'Trainer', 'read_metrics', 'RunInterrupted', 'train',
+           'load_encoder']
 
 # %% ../nbs/07_train.ipynb #f385eeea
 DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
@@ -97,8 +98,10 @@ class Config:
     out:str='runs/run'              # run folder: config.json, metrics.jsonl, checkpoint.pt (one writer at a time)
     ckpt_every:int=1                # checkpoint every this many epochs (and at the end of every stage)
     progress:bool=True              # show a progress bar
-    channels_last:bool=False        # NHWC memory layout for the convolutions: faster on CPUs (see the benchmark)
-    precision:Literal[PRECISIONS]='fp32' # 'bf16': forward passes under bfloat16 autocast (losses and updates stay fp32)
+    channels_last:bool|None=None    # NHWC memory layout for the convolutions (None: on for CUDA, off elsewhere)
+    precision:Literal[PRECISIONS]|None=None # 'bf16': forward passes under bfloat16 autocast (losses and updates stay fp32);
+                                    # None: 'bf16' on CUDA (DTP excepted), 'fp32' elsewhere
+    compile:bool=False              # torch.compile what each step calls (the benchmark says when it pays)
     loggers:str='jsonl'             # comma-separated: 'jsonl' (metrics.jsonl, always), 'csv' (metrics.csv), 'tensorboard' (tb/)
     explode:float=100.              # warn when an epoch's loss exceeds this many times its first step's loss (0: never)
 
@@ -163,6 +166,9 @@ def validate(self:Config) -> Config:
         raise ValueError(f"explode={self.explode!r} must be 0 (never warn) or a factor > 1")
     if self.precision == 'bf16' and self.rule == 'dtp':
         raise ValueError("precision='bf16' is not available with rule='dtp' (its inverses and targets run in fp32): use precision='fp32'")
+    if self.compile and (self.rule == 'dtp' or self.loss == 'clapp'):
+        raise ValueError(f"compile=True is not available with {'rule=dtp' if self.rule == 'dtp' else 'loss=clapp'} "
+                         "(its steps call the networks piece by piece): use compile=False")
     if self.batch_size < 2: raise ValueError(f"batch_size={self.batch_size} must be at least 2 (contrastive losses need negatives)")
     if not self.delta >= 0: raise ValueError(f"delta={self.delta!r} must be >= 0")
     for n in ('n_train', 'n_probe', 'll_epochs'):
@@ -435,6 +441,12 @@ class _Chain(nn.Module):
         return x
 
 # %% ../nbs/07_train.ipynb #22e595a1
+def speed_settings(cfg:Config, device:torch.device) -> tuple:
+    "(channels_last, precision) of a run on `device`: the config's, or where it says None, bf16 and NHWC on CUDA, fp32 elsewhere."
+    cuda = torch.device(device).type == 'cuda'
+    return (cuda if cfg.channels_last is None else cfg.channels_last,
+            cfg.precision or ('bf16' if cuda and cfg.rule != 'dtp' else 'fp32'))
+
 def _stages(c:Config, L:int) -> list:
     e = c.ll_epochs or c.epochs
     if c.schedule == 'gll': return [(l, e) for l in range(L)]
@@ -468,7 +480,8 @@ class Trainer:
         if self.n_batches < 1: raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(self.x)} training images")
         self.encoder, self.heads = build_networks(cfg)
         self.encoder.to(self.device); self.heads.to(self.device)
-        if cfg.channels_last: self.encoder.to(memory_format=torch.channels_last)
+        self.channels_last, self.precision = speed_settings(cfg, self.device)
+        if self.channels_last: self.encoder.to(memory_format=torch.channels_last)
         self.L = len(self.encoder)
         self.loss_fn = build_loss(cfg)
         if self.loss_fn is not None: self.loss_fn.to(self.device)
@@ -499,13 +512,14 @@ class Trainer:
         self._tb = None
 
     def _wrap(self) -> list:
-        "What each step calls: [encoder + head] (E2E) or [block l + head l for each l]; wrapped in DDP under torchrun."
+        "What each step calls: [encoder + head] (E2E) or [block l + head l for each l]; in DDP under torchrun, compiled if asked."
         if self.cfg.schedule == 'e2e': chains = [_Chain(self.encoder, self.heads[0])]
         else: chains = [_Chain(self.encoder[l], self.heads[l]) for l in range(self.L)]
-        if self.world == 1 or self.dtp is not None: return chains
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        ids = [self.device.index] if self.device.type == 'cuda' else None
-        return [DDP(c, device_ids=ids) for c in chains]
+        if self.world > 1 and self.dtp is None:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [self.device.index] if self.device.type == 'cuda' else None
+            chains = [DDP(c, device_ids=ids) for c in chains]
+        return [torch.compile(c) for c in chains] if self.cfg.compile else chains
     def _fresh_acc(self): return dict(loss=[0.] * self.L, n=[0] * self.L, t=0.)
 
     @property
@@ -523,7 +537,7 @@ def _batch(self:Trainer, b:int) -> torch.Tensor:
     bs = self.cfg.batch_size
     idx = self.perm[b * bs:(b + 1) * bs].to(self.device)
     xb = to_float(self.x[idx])
-    return xb.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else xb
+    return xb.contiguous(memory_format=torch.channels_last) if self.channels_last else xb
 
 @patch
 def views(self:Trainer, xb:torch.Tensor) -> tuple:
@@ -572,8 +586,8 @@ def _check(self:Trainer, loss, what:str|None=None) -> float:
 
 @patch
 def _autocast(self:Trainer):
-    "bfloat16 autocast for the forward pass when `cfg.precision == 'bf16'` (a no-op context otherwise)."
-    return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == 'bf16')
+    "bfloat16 autocast for the forward pass when the run's precision is 'bf16' (a no-op context otherwise)."
+    return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == 'bf16')
 
 @patch
 def _global(self:Trainer, z1, z2) -> tuple:
@@ -821,7 +835,7 @@ def _end_epoch(self:Trainer, layer, n_epochs):
 # %% ../nbs/07_train.ipynb #e944412c
 _RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch',
                       'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data',
-                      'n_probe', 'loggers', 'explode'}
+                      'n_probe', 'loggers', 'explode', 'compile'}
 
 def _trained(stages:list, pos:dict) -> list:
     "Epochs already trained in each stage (the one in progress counted as started)."
