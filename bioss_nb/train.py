@@ -98,9 +98,9 @@ class Config:
     out:str='runs/run'              # run folder: config.json, metrics.jsonl, checkpoint.pt (one writer at a time)
     ckpt_every:int=1                # checkpoint every this many epochs (and at the end of every stage)
     progress:bool=True              # show a progress bar
-    channels_last:bool|None=None    # NHWC memory layout for the convolutions (None: on for CUDA, off elsewhere)
+    channels_last:bool|None=None    # NHWC memory layout for the convolutions (None: on for CUDA in fp32, else off)
     precision:Literal[PRECISIONS]|None=None # 'bf16': forward passes under bfloat16 autocast (losses and updates stay fp32);
-                                    # None: 'bf16' on CUDA (DTP excepted), 'fp32' elsewhere
+                                    # None: 'bf16' on CUDA (DTP and CLAPP excepted), 'fp32' elsewhere
     compile:bool=False              # torch.compile what each step calls (the benchmark says when it pays)
     loggers:str='jsonl'             # comma-separated: 'jsonl' (metrics.jsonl, always), 'csv' (metrics.csv), 'tensorboard' (tb/)
     explode:float=100.              # warn when an epoch's loss exceeds this many times its first step's loss (0: never)
@@ -166,6 +166,8 @@ def validate(self:Config) -> Config:
         raise ValueError(f"explode={self.explode!r} must be 0 (never warn) or a factor > 1")
     if self.precision == 'bf16' and self.rule == 'dtp':
         raise ValueError("precision='bf16' is not available with rule='dtp' (its inverses and targets run in fp32): use precision='fp32'")
+    if self.precision == 'bf16' and self.loss == 'clapp':
+        raise ValueError("precision='bf16' is not available with loss='clapp' (its patch losses run in fp32): use precision='fp32'")
     if self.compile and (self.rule == 'dtp' or self.loss == 'clapp'):
         raise ValueError(f"compile=True is not available with {'rule=dtp' if self.rule == 'dtp' else 'loss=clapp'} "
                          "(its steps call the networks piece by piece): use compile=False")
@@ -442,10 +444,10 @@ class _Chain(nn.Module):
 
 # %% ../nbs/07_train.ipynb #22e595a1
 def speed_settings(cfg:Config, device:torch.device) -> tuple:
-    "(channels_last, precision) of a run on `device`: the config's, or where it says None, bf16 and NHWC on CUDA, fp32 elsewhere."
+    "(channels_last, precision) of a run on `device`: the config's; where it says None, bf16 on CUDA (NHWC only in fp32), fp32 elsewhere."
     cuda = torch.device(device).type == 'cuda'
-    return (cuda if cfg.channels_last is None else cfg.channels_last,
-            cfg.precision or ('bf16' if cuda and cfg.rule != 'dtp' else 'fp32'))
+    prec = cfg.precision or ('bf16' if cuda and cfg.rule != 'dtp' and cfg.loss != 'clapp' else 'fp32')
+    return (cuda and prec == 'fp32' if cfg.channels_last is None else cfg.channels_last), prec
 
 def _stages(c:Config, L:int) -> list:
     e = c.ll_epochs or c.epochs
