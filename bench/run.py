@@ -277,8 +277,8 @@ def _cli(*args, env=None, cwd=None):
 
 def _epoch_s(run_dir) -> float:
     "Median seconds per epoch of a run, from its metrics.jsonl (the first epoch, with its warm-up, left out)."
-    recs = [json.loads(l) for l in (Path(run_dir) / 'metrics.jsonl').read_text().splitlines() if l.strip()]
-    return statistics.median([r['time_s'] for r in recs if 'time_s' in r][1:])
+    from bioss_nb.train import read_metrics
+    return statistics.median([r['time_s'] for r in read_metrics(run_dir) if 'time_s' in r][1:])
 
 
 def ddp_epoch(dev):
@@ -339,9 +339,6 @@ def main(argv=None):
     res = dict(machine=machine(dev), device=a.device, commands=[])
     if only and (out / f'{a.device}.json').exists():            # a partial run updates the stored results
         res = {**json.loads((out / f'{a.device}.json').read_text()), 'machine': machine(dev)}
-        if 'command' in res:                                     # results written before partial runs existed
-            line = next((l for l in (out / f'{a.device}.md').read_text().splitlines() if l.startswith('Command:')), '` (? s)')
-            res['commands'] = [f"{res.pop('command')} ({line.rsplit('(', 1)[-1].split(' s)')[0]} s)"]
     t0 = time.time()
     say = lambda key: print(table_rows({**({'ssl_epoch fp32': res['ssl_epoch fp32']} if key.startswith('ssl') else {}), key: res[key]})[-1], flush=True)
 
