@@ -16,8 +16,10 @@ from .evaluate import evaluate_run, probe, random_encoder, train_supervised
 
 # %% auto #0
 __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_ROWS', 'RANDOM', 'SUPERVISED', 'CLAPP_T1_ROWS',
-           'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'DEMO', 'DEMO_MARGIN', 'Row', 'grid_rows', 'row_config',
-           'run_row', 'make_table', 'summarise', 'plot_table', 'plot_pairs', 'run_grid', 'demo_verdict']
+           'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'TOL', 'SEVERAL', 'CLAIMS', 'CLAIM_ROWS', 'DEMO',
+           'DEMO_MARGIN', 'Row', 'grid_rows', 'claim_verdicts', 'claim_summary', 'claims_table', 'plot_claims',
+           'write_claims', 'row_config', 'run_row', 'make_table', 'summarise', 'plot_table', 'plot_pairs', 'run_grid',
+           'demo_verdict', 'layerwise_probes']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -108,6 +110,184 @@ def grid_rows(grid:str='default', # a name in GRID_NAMES
     if preset is not None and PRESETS[preset].get('n_negs') is not None:
         return [ROWS['hinge5gb' + r.key[5:]] if r.key.startswith('hinge-') else r for r in GRID]
     return list(GRID)
+
+# %% ../nbs/09_experiments.ipynb #e36b92bc
+TOL, SEVERAL = 1.5, 2.   # points: "within about 1.5 points" (claims 3, 4, 6, 7, 8) and "several points" (claim 2)
+
+def _acc(results:list, metric:str='perturbed') -> dict:
+    "{row key: {seed: accuracy in %}} of the finished runs."
+    out = {}
+    for r in results:
+        if 'error' not in r: out.setdefault(r['key'], {})[r['seed']] = 100 * r[metric]
+    return out
+
+def _diffs(acc:dict, a:str, b:str) -> list:
+    "Per-seed differences a - b (points), over the seeds both rows have."
+    if a not in acc or b not in acc: return []
+    return [acc[a][s] - acc[b][s] for s in sorted(set(acc[a]) & set(acc[b]))]
+
+def _ms_pts(d:list) -> tuple: 
+    m = sum(d) / len(d)
+    return m, (math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else 0.)
+
+def _above(d:list, by:float=0.) -> str:
+    "a - b > by: 'holds' when every seed agrees, 'does not hold' when every seed disagrees, else 'within noise'."
+    if not d: return 'not run'
+    if all(x > by for x in d): return 'holds'
+    if all(x <= by for x in d) and not (by == 0 and all(x == 0 for x in d)): return 'does not hold'
+    return 'within noise'
+
+def _close(d:list, tol:float=TOL) -> str:
+    "|a - b| <= tol: 'holds' when the mean difference is within tol, 'does not hold' when every seed is beyond it on one side."
+    if not d: return 'not run'
+    m, _ = _ms_pts(d)
+    if abs(m) <= tol: return 'holds'
+    if all(x > tol for x in d) or all(x < -tol for x in d): return 'does not hold'
+    return 'within noise'
+
+def _all(vs:list) -> str:
+    "One verdict from several: every part holds; some part does not; else within noise."
+    vs = [v for v in vs if v != 'not run']
+    if not vs: return 'not run'
+    if all(v == 'holds' for v in vs): return 'holds'
+    if any(v == 'does not hold' for v in vs): return 'does not hold'
+    return 'within noise'
+
+_SSL_KEYS = [f'hinge-{s}-{r}' for s, r, *_ in _PAPER] + ['hinge5gb-e2e-bp', 'hinge5gb-e2e-dtp'] + \
+            [f'simclr-{s}-{r}' for s, r in (('e2e', 'bp'), ('e2e', 'rf'), ('e2e', 'dtp'), ('gll', 'bp'), ('gll', 'rf'), ('rll', 'bp'), ('rll', 'rf'))]
+_HEAD_KEYS = ['simclr-e2e-bp', 'simclr-e2e-bp-head512', 'simclr-e2e-bp-head1024', 'simclr-e2e-bp-head2048']
+_P = {k: acc for s, r, _, acc, _, _ in _PAPER for k in [f'hinge-{s}-{r}']}
+_P.update({f'hinge5gb-{s}-{r}': gb for s, r, _, _, gb, _ in _PAPER}); _P.update({f'simclr-{s}-{r}': sim for s, r, _, _, _, sim in _PAPER})
+_P.update({'random': 61.23, 'simclr-e2e-bp-head512': 69.64, 'simclr-e2e-bp-head1024': 69.97, 'simclr-e2e-bp-head2048': 70.20})
+_P64 = 69.87                # the head-size study's 64-unit head (SSL on CIFAR10, so not the same run as SimCLR's 72.44)
+
+def _q(label, d, paper):
+    "One measured quantity of a claim: its label, our per-seed differences, the paper's difference."
+    return dict(label=label, d=d, paper=None if paper is None else round(paper, 2))
+
+CLAIMS = [
+    (1, "Self-supervised training, with any rule and schedule, beats the random encoder"),
+    (2, "E2E BP beats E2E RF by several points"),
+    (3, "GLL and RLL with BP come within about 1.5 points of E2E BP"),
+    (4, "URF matches BP under GLL and RLL"),
+    (5, "Under GLL and RLL, RF closes much of its gap to BP"),
+    (6, "DTP comes close to BP with all negatives, and falls behind with the gradient block and 5 negatives"),
+    (7, "SimCLR and the contrastive hinge give nearly the same accuracy under each rule and schedule"),
+    (8, "The head size (64 to 2048) does not matter"),
+]
+CLAIM_ROWS = ['random'] + _SSL_KEYS + _HEAD_KEYS[1:]
+
+def claim_verdicts(results:list, # run_row outputs (failed rows are left out)
+                   metric:str='perturbed', # the accuracy the verdicts read: 'perturbed' or 'clean'
+                  ) -> list:
+    "For each of the paper's claims: its verdict on these runs ('holds', 'does not hold', 'within noise', 'not run') and the quantities behind it."
+    A, out = _acc(results, metric), []
+    P = lambda a, b: _P[a] - _P[b]
+    for cid, text in CLAIMS:
+        if cid == 1:
+            qs = [_q(f"{k} - random", _diffs(A, k, 'random'), P(k, 'random')) for k in _SSL_KEYS]
+            v = _all([_above(q['d']) for q in qs])
+        elif cid == 2:
+            qs = [_q('hinge E2E: BP - RF', _diffs(A, 'hinge-e2e-bp', 'hinge-e2e-rf'), P('hinge-e2e-bp', 'hinge-e2e-rf'))]
+            v = _above(qs[0]['d'], SEVERAL)
+        elif cid == 3:
+            qs = [_q(f'hinge: {s.upper()} BP - E2E BP', _diffs(A, f'hinge-{s}-bp', 'hinge-e2e-bp'), P(f'hinge-{s}-bp', 'hinge-e2e-bp'))
+                  for s in ('gll', 'rll')]
+            v = _all([_above(q['d'], -TOL) for q in qs])
+        elif cid == 4:
+            qs = [_q(f'hinge {s.upper()}: URF - BP', _diffs(A, f'hinge-{s}-urf', f'hinge-{s}-bp'), 0.) for s in ('gll', 'rll')]
+            v = _all([_close(q['d']) for q in qs])
+        elif cid == 5:
+            qs, vs = [], []
+            e2e = _diffs(A, 'hinge-e2e-bp', 'hinge-e2e-rf')
+            for s in ('gll', 'rll'):
+                ll = _diffs(A, f'hinge-{s}-bp', f'hinge-{s}-rf')
+                qs.append(_q(f'hinge: BP-RF gap, E2E minus {s.upper()}', [a - b for a, b in zip(e2e, ll)],
+                             P('hinge-e2e-bp', 'hinge-e2e-rf') - P(f'hinge-{s}-bp', f'hinge-{s}-rf')))
+                # "much of the gap": the layer-wise gap is at most two thirds of the E2E gap, in every seed
+                vs.append('not run' if not ll else _above([a - 1.5 * b for a, b in zip(e2e, ll)]) if _above(e2e) == 'holds'
+                          else 'within noise')
+            v = _all(vs)
+        elif cid == 6:
+            qs = [_q('all negatives: DTP - BP', _diffs(A, 'hinge-e2e-dtp', 'hinge-e2e-bp'), P('hinge-e2e-dtp', 'hinge-e2e-bp')),
+                  _q('5 negatives + grad block: DTP - BP', _diffs(A, 'hinge5gb-e2e-dtp', 'hinge5gb-e2e-bp'),
+                     P('hinge5gb-e2e-dtp', 'hinge5gb-e2e-bp'))]
+            v = _all([_above(qs[0]['d'], -TOL), _above([-x for x in qs[1]['d']], TOL) if qs[1]['d'] else 'not run'])
+        elif cid == 7:
+            pairs = [('e2e', 'bp'), ('e2e', 'rf'), ('e2e', 'dtp'), ('gll', 'bp'), ('gll', 'rf'), ('rll', 'bp'), ('rll', 'rf')]
+            qs = [_q(f'{s.upper()} {r.upper()}: SimCLR - hinge', _diffs(A, f'simclr-{s}-{r}', f'hinge-{s}-{r}'),
+                     P(f'simclr-{s}-{r}', f'hinge-{s}-{r}')) for s, r in pairs]
+            v = _all([_close(q['d']) for q in qs])
+        else:
+            qs = [_q(f'head {k.split("head")[1]} - head 64', _diffs(A, k, 'simclr-e2e-bp'), _P[k] - _P64) for k in _HEAD_KEYS[1:]]
+            v = _all([_close(q['d']) for q in qs])
+        for q in qs: q['mean'], q['std'] = _ms_pts(q['d']) if q['d'] else (None, None)
+        out.append(dict(id=cid, claim=text, verdict=v, metric=metric, seeds=sorted({s for k in A for s in A[k]}), quantities=qs))
+    return out
+
+def _fmt(q, paper=False):
+    v = q['paper'] if paper else q['mean']
+    if v is None: return f"{q['label']}: -"
+    return f"{q['label']} {v:+.2f}" if paper else f"{q['label']} {v:+.1f} ± {q['std']:.1f}"
+
+def claim_summary(c:dict, paper:bool=False) -> str:
+    "One cell of the claims table: the quantities behind a verdict (claim 1: how many rows, and the smallest margin)."
+    qs = [q for q in c['quantities'] if (q['paper'] if paper else q['mean']) is not None]
+    if not qs: return '-'
+    if c['id'] == 1:
+        key = 'paper' if paper else 'mean'
+        worst = min(qs, key=lambda q: q[key])
+        n_ok = sum(q[key] > 0 for q in qs) if paper else sum(_above(q['d']) == 'holds' for q in qs)
+        return f"{n_ok} of {len(qs)} rows above{'' if paper else ' in every seed'}; smallest: {_fmt(worst, paper)}"
+    return '; '.join(_fmt(q, paper) for q in qs)
+
+def claims_table(nets:dict, # column title -> claim_verdicts(...) of one network
+                ) -> str:
+    "The claims as a markdown table: the claim, the paper's numbers, and for each network its numbers and verdict."
+    first = next(iter(nets.values()))
+    head = '| # | claim | paper (CIFAR10, points) | ' + ' | '.join(f'{n} (points) | verdict' for n in nets) + ' |'
+    lines = [head, '|' + '---|' * (3 + 2 * len(nets))]
+    for i, c in enumerate(first):
+        cells = [str(c['id']), c['claim'], claim_summary(c, paper=True)]
+        for vs in nets.values(): cells += [claim_summary(vs[i]), f"**{vs[i]['verdict']}**"]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    seeds = {n: vs[0]['seeds'] for n, vs in nets.items()}
+    return '\n'.join(lines) + ('\n\nDifferences of accuracy on the ' + first[0]['metric'] + ' test digits, mean ± std over seeds ' +
+                               '; '.join(f"{n}: {', '.join(map(str, s)) or 'none'}" for n, s in seeds.items()) +
+                               f". A verdict holds when every seed agrees; within noise when the seeds disagree. Thresholds: "
+                               f"{TOL:g} points for 'within about', {SEVERAL:g} for 'several'.\n")
+
+def plot_claims(verdicts:list, path:str|Path|None=None, title:str='The paper\'s claims: our differences (bars, mean ± std) and the paper\'s (diamonds)'):
+    "One panel per claim: each measured difference in points with its spread, the paper's as a diamond."
+    import matplotlib.pyplot as plt
+    colors = {'holds': '#2a9d8f', 'does not hold': '#e76f51', 'within noise': '#adb5bd', 'not run': '#ffffff'}
+    fig, axs = plt.subplots(2, 4, figsize=(16, 7.5))
+    for ax, c in zip(axs.flat, verdicts):
+        qs = c['quantities'] if c['id'] != 1 else sorted(c['quantities'], key=lambda q: q['mean'] if q['mean'] is not None else 0)
+        ys = range(len(qs))
+        ax.barh(list(ys), [q['mean'] or 0 for q in qs], xerr=[q['std'] or 0 for q in qs], color=colors[c['verdict']], alpha=.9)
+        ax.plot([q['paper'] if q['paper'] is not None else float('nan') for q in qs], list(ys), 'D', color='gold', mec='k', ms=5)
+        ax.axvline(0, color='k', lw=.8)
+        ax.set_yticks(list(ys)); ax.set_yticklabels([q['label'] for q in qs], fontsize=7 if len(qs) > 8 else 8)
+        ax.set_title(f"{c['id']}. {c['verdict']}", fontsize=10, loc='left')
+        ax.set_xlabel('points', fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
+    return fig
+
+def write_claims(results:list, out:str|Path, name:str) -> list:
+    "claims.json, claims.md and claims.png in the grid folder `out`, from its runs; returns the verdicts."
+    out, vs = Path(out), claim_verdicts(results)
+    _atomic_write(out / 'claims.json', lambda f: f.write(json.dumps(vs, indent=1).encode()))
+    _atomic_write(out / 'claims.md', lambda f: f.write(claims_table({name: vs}).encode()))
+    plot_claims(vs, out / 'claims.png')
+    return vs
+
+
+# %% ../nbs/09_experiments.ipynb #344bbb20
+GRIDS['claims'] = [ROWS[k] for k in CLAIM_ROWS]     # the rows that decide the claims (the 64-unit head is simclr-e2e-bp)
+GRID_NAMES = ('default', *GRIDS)
 
 # %% ../nbs/09_experiments.ipynb #acaa5532
 _NOT_SETTINGS = ('out', 'progress', 'device', 'ckpt_every')   # fields that do not change a row's result
@@ -259,7 +439,7 @@ def run_grid(preset:str, # a name in PRESETS
              jobs:int=1, # rows run at once, each in its own worker process
              devices:list|None=None, # one worker per device (e.g. ['cuda:0', 'cuda:1']); overrides `jobs`
              **overrides) -> list:
-    "Train and evaluate every row for every seed (finished rows are read back); write table.md, table.png, results.json(l)."
+    "Train and evaluate every row for every seed (finished rows are read back); write table.md, table.png, results.json(l) (and the claims' verdicts for grid='claims')."
     from tqdm.auto import tqdm
     out = Path(out)
     keys = list(rows) if rows else [r.key for r in grid_rows(grid, preset)]
@@ -310,6 +490,7 @@ def run_grid(preset:str, # a name in PRESETS
             f"{cfg.encoder}. The paper's numbers are {what} linear-probe accuracies.\n\n{md}".encode()))
         if any('error' not in r for r in results):
             plot_table(results, out / 'table.png', title=f'{preset}: linear probe, clean (solid) and perturbed (hatched)')
+        if grid == 'claims': write_claims(results, out, preset)
     return results
 
 _WORKER = {}
@@ -372,4 +553,39 @@ def demo_verdict(results:list, # run_row outputs of the demo's rows
         "the layer-wise schedules, DTP and SimCLR (--grid table1); one test digit is 0.1 point, so differences of a point or "
         "two are within the spread between seeds."]
     return dict(margin=margin, over_rf=over_rf, robust=robust, bp_beats_rf=bp_beats_rf, lines=lines)
+
+
+# %% ../nbs/09_experiments.ipynb #c9b6a1c0
+def layerwise_probes(cfg:Config, # a GLL run: `cfg.out` is its folder (started afresh)
+                     log=print) -> dict:
+    "Train `cfg` under GLL and probe every block: at initialisation, then block k just before and just after its own stage."
+    from bioss_nb.evaluate import probe, probe_data, random_encoder
+    from bioss_nb.train import read_metrics
+    if cfg.schedule != 'gll': raise ValueError(f"schedule={cfg.schedule!r}: layerwise_probes follows GLL's stages; use schedule='gll'")
+    x_sat = to_float(probe_data(cfg)['x_test'][:1000])
+    pcfg = cfg.replace(progress=False)
+    def acc(enc, layers):
+        return {l: dict(clean=100 * v['clean'], perturbed=100 * v['perturbed'], dim=v['dim']) for l, v in probe(enc, pcfg, layers=layers).items()}
+    @torch.no_grad()
+    def saturated(enc):                      # share of Hardtanh outputs at +-1, per block (0 for blocks without Hardtanh)
+        was = enc.training; enc.eval()
+        hs = enc.features(x_sat.to(next(enc.parameters()).device)); enc.train(was)
+        return [(h.abs() >= 1 - 1e-6).float().mean().item() for h in hs]
+    enc0 = random_encoder(cfg)
+    rec = dict(config=asdict(cfg), init=acc(enc0, list(range(len(enc0)))), init_saturated=saturated(enc0), before={}, after={}, saturated={})
+    rec['before'][0] = rec['init'][0]
+    log(f"init: " + ', '.join(f"block {l} {v['perturbed']:.1f}%" for l, v in rec['init'].items()))
+    class _Probe:
+        def after_stage(self, tr, info):
+            l = info['layer']; nxt = [l + 1] if l + 1 < tr.L else []
+            r = acc(tr.encoder, [l] + nxt)
+            rec['after'][l] = r[l]; rec['saturated'][l] = saturated(tr.encoder)
+            if nxt: rec['before'][l + 1] = r[l + 1]
+            log(f"stage {l}: block {l} {rec['before'][l]['perturbed']:.1f}% -> {r[l]['perturbed']:.1f}% (perturbed; at init "
+                f"{rec['init'][l]['perturbed']:.1f}%)" + (f"; block {l + 1} on it, untrained: {r[l + 1]['perturbed']:.1f}%" if nxt else ''))
+    t0 = time.perf_counter()
+    train(cfg, resume=False, callbacks=[_Probe()])
+    rec['loss'] = [dict(stage=m['stage'], epoch=m['epoch'], loss=m['loss_per_layer']) for m in read_metrics(cfg.out) if 'loss_per_layer' in m]
+    rec['seconds'] = round(time.perf_counter() - t0, 1)
+    return rec
 
