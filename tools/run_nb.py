@@ -7,6 +7,7 @@ raises stops the run with the chapter's traceback and writes nothing. Run `nbdev
 """
 import argparse, re, sys
 from pathlib import Path
+from fastcore.foundation import working_directory
 from fastcore.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 
@@ -21,12 +22,13 @@ def run(path:Path, flags:set) -> bool:
     sh = CaptureShell(mpl_format='png')
     sh.set_path(path.parent.resolve())
     skip = lambda c: c.cell_type != 'code' or bool(flags_of(c) - flags)
-    for cell in nb.cells:
-        if skip(cell): continue
-        sh.cell(cell)
-        if sh.exc:
-            print(f"{path}: cell failed:\n{cell.source[:400]}\n{sh.prettytb(fname=path)}", file=sys.stderr)
-            return False
+    with working_directory(path.parent.resolve()):      # as in JupyterLab and nbdev-test: paths like ../bench resolve
+        for cell in nb.cells:
+            if skip(cell): continue
+            sh.cell(cell)
+            if sh.exc:
+                print(f"{path}: cell failed:\n{cell.source[:400]}\n{sh.prettytb(fname=path)}", file=sys.stderr)
+                return False
     write_nb(nb, path)
     return True
 
