@@ -6,269 +6,24 @@ Docs: https://bioss-nb.github.io/bioss_nb/train.html.md"""
 
 # %% ../nbs/07_train.ipynb #f5e679ef
 from __future__ import annotations
-import dataclasses, json, math, os, signal, tempfile, threading, time, typing
-from dataclasses import dataclass, asdict, fields
+import dataclasses, json, math, os, signal, time
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Literal
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import get_device, seed_everything, check_choice, to_float, RULE_COLORS, NonFiniteLossError
 from .models import build_encoder, projection_head, head_for
-try: import fcntl                     # run-folder locks (POSIX); elsewhere runs are not locked
-except ImportError: fcntl = None
+from .config import *
+from .config import _STL, _GRAY, _clapp_side
+from .runs import *
+from .runs import _atomic_write, _fsync_dir, _StopSignals
+from .distributed import *
+from .distributed import _Gather, _Chain
 
 # %% auto #0
-__all__ = ['DATASETS', 'ENCODERS', 'SCHEDULES', 'TRAIN_RULES', 'LOSSES', 'PAIRINGS', 'VIEWS', 'LOGGERS', 'PRECISIONS', 'PRESETS',
-           'Config', 'encoder_kwargs', 'get_config', 'build_networks', 'build_loss', 'prepare_images',
-           'is_main_process', 'RunFolderError', 'check_out', 'RunLock', 'read_config', 'load_checkpoint',
-           'init_distributed', 'gather_rows', 'speed_settings', 'Trainer', 'read_metrics', 'RunInterrupted', 'train',
-           'load_encoder']
-
-# %% ../nbs/07_train.ipynb #f385eeea
-DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
-ENCODERS = ('conv6', 'mnist', 'vgg6', 'vgg6_tiny')
-SCHEDULES = ('e2e', 'gll', 'rll')
-TRAIN_RULES = ('bp', 'rf', 'urf', 'sign', 'usign', 'dtp')
-LOSSES = ('hinge', 'simclr', 'clapp')
-PAIRINGS = ('independent', 'original')
-VIEWS = ('affine', 'crops')
-_STL = ('stl10', 'shapes')          # 96x96 colour images, read by VGG6 as 64x64 crops
-LOGGERS = ('jsonl', 'csv', 'tensorboard')
-PRECISIONS = ('fp32', 'bf16')
-_GRAY = ('mnist5k', 'mnist', 'emnist-letters')
-
-# %% ../nbs/07_train.ipynb #d854a5ce
-@dataclass
-class Config:
-    "Every setting of one self-supervised run, its linear probe and its robustness test."
-    # data
-    data:Literal[DATASETS]='mnist5k' # SSL training set: a `load_dataset` name
-    n_train:int|None=None           # use the first n_train training images (None: all)
-    probe_data:Literal[DATASETS]|None=None # labelled set for the linear probe (None: same as `data`)
-    n_probe:int|None=None           # use the first n_probe probe-training images (None: all)
-    ssl_subset:int|None=None        # SSL on a fixed random subset of this many images (the authors: 50,000 of STL10's unlabeled)
-    to_rgb32:bool=False             # pad 1x28x28 digits to 3x32x32 (`to_rgb32`), so that CONV6 can read them
-    # model
-    encoder:Literal[ENCODERS]='mnist' # 'conv6' (3x32x32; digits with to_rgb32), 'mnist' (1x28x28), 'vgg6' or 'vgg6_tiny' (64x64 crops)
-    head_dim:int=64                 # size of z
-    # loss
-    loss:Literal[LOSSES]='hinge'    # 'hinge', 'simclr' or 'clapp' (patches of one view; no projection head)
-    tau:float=2.                    # hinge threshold
-    delta:float=1.                  # hinge margin: positives pulled below tau-delta, negatives pushed above tau+delta
-    n_negs:int|None=None            # hinge: None = all in-batch negatives, F = the paper's "5 negatives" variant
-    grad_block:bool=False           # hinge: detach view 1
-    simclr_tau:float=0.1            # SimCLR temperature
-    clapp_patch:int=16              # CLAPP: patch side, stride half of it (STL10: 16 of a 64x64 crop; CIFAR: 8 of 32x32)
-    clapp_negs:int=1                # CLAPP: negatives per positive, drawn from the batch's patches
-    # learning
-    rule:Literal[TRAIN_RULES]='bp'  # 'bp', 'rf', 'urf', 'sign', 'usign' or 'dtp' (E2E only)
-    schedule:Literal[SCHEDULES]='e2e' # 'e2e', 'gll' or 'rll'
-    dtp_alpha:float=0.5             # DTP: top-target step size
-    dtp_sigma:float=1.              # DTP: noise std for training the inverses
-    dtp_lr_inv:float=1e-3           # DTP: Adam lr of the inverses (forward layers use lr)
-    lr:float=1e-4                   # Adam learning rate (SSL)
-    epochs:int=400                  # E2E: epochs; GLL: epochs per block; RLL: passes = epochs x L (unless ll_epochs)
-    ll_epochs:int|None=None         # GLL and RLL: epochs per block instead of `epochs` (None: `epochs`)
-    batch_size:int=500              # images per mini-batch (2 x batch_size views)
-    # positive pairs: views='affine' (two_views: p, s, h, flip, affine_frac, pairing) or 'crops' (two_crops: crop_size, flip)
-    views:Literal[VIEWS]='affine'   # 'affine': the paper's deformation; 'crops': its STL10 pipeline (CLAPP: a grayscale crop)
-    crop_size:int=64                # 'crops': side of the crops; the probe reads the central crop of this size
-    p:float=0.5                     # affine strength
-    s:float=4.                      # saturation: S * 2^U(-s/2, s/2) (colour images; 0: unchanged)
-    h:float=0.2                     # hue: H + U(-h/2, h/2) (colour images; 0: unchanged)
-    flip:float=0.5                  # probability of a horizontal flip
-    affine_frac:float=0.5           # fraction of each view's images that get the affine part
-    pairing:Literal[PAIRINGS]='independent' # 'independent' (both views deformed) or 'original' (x and a deformed x)
-    # linear probe and robustness
-    probe_epochs:int=200            # epochs of the linear classifier
-    probe_lr:float=1e-3             # its Adam learning rate
-    probe_batch:int=500             # its mini-batch size
-    perturb_rot:float=30.           # perturbed test set: rotation ~ U(-rot, rot) degrees
-    perturb_shift:float=0.1         # ... shift ~ U(-shift, shift) of the image size
-    perturb_scale:float=0.2         # ... zoom = exp(U(-scale, scale))
-    perturb_seed:int=1234           # the perturbed test set is the same for every model
-    sup_epochs:int=20               # supervised baseline: epochs of BP on the clean labels
-    sup_lr:float=1e-3               # supervised baseline: Adam learning rate
-    sup_batch:int=100               # supervised baseline: mini-batch size
-    # run
-    seed:int=0                      # seeds weights, batch order, deformations and RLL's layer draws
-    device:str|None=None            # None: $BIOSS_DEVICE, else cuda, mps, cpu
-    out:str='runs/run'              # run folder: config.json, metrics.jsonl, checkpoint.pt (one writer at a time)
-    ckpt_every:int=1                # checkpoint every this many epochs (and at the end of every stage)
-    progress:bool=True              # show a progress bar
-    channels_last:bool|None=None    # NHWC memory layout for the convolutions (None: on for CUDA in fp32, else off)
-    precision:Literal[PRECISIONS]|None=None # 'bf16': forward passes under bfloat16 autocast (losses and updates stay fp32);
-                                    # None: 'bf16' on CUDA (DTP and CLAPP excepted), 'fp32' elsewhere
-    compile:bool=False              # torch.compile what each step calls (the benchmark says when it pays)
-    loggers:str='jsonl'             # comma-separated: 'jsonl' (metrics.jsonl, always), 'csv' (metrics.csv), 'tensorboard' (tb/)
-    explode:float=100.              # warn when an epoch's loss exceeds this many times its first step's loss (0: never)
-
-    def replace(self, **kw) -> Config:
-        "A copy with some fields changed (unknown names are an error)."
-        bad = sorted(set(kw) - {f.name for f in fields(self)})
-        if bad: raise ValueError(f"unknown Config field(s) {', '.join(bad)}; allowed: {', '.join(f.name for f in fields(self))}")
-        return dataclasses.replace(self, **kw)
-
-    @classmethod
-    def from_dict(cls, d:dict) -> Config: return cls().replace(**d)
-
-# %% ../nbs/07_train.ipynb #55c727a1
-def _positive(cfg, *names, integer=False):
-    for n in names:
-        v = getattr(cfg, n)
-        if integer and (not isinstance(v, int) or isinstance(v, bool)):
-            raise ValueError(f"{n}={v!r} must be a positive integer")
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0 or not math.isfinite(v):
-            raise ValueError(f"{n}={v!r} must be a positive {'integer' if integer else 'number'}")
-
-def _type_ok(v, hint) -> bool:
-    "Does `v` fit the field type `hint` (bool, int, float, str, Literal, and `X|None`)?"
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is Literal: return v in args
-    if args: return any(_type_ok(v, a) for a in args)                   # a union such as int|None
-    if hint is type(None): return v is None
-    if hint is bool: return isinstance(v, bool)
-    if hint is int: return isinstance(v, int) and not isinstance(v, bool)
-    if hint is float: return isinstance(v, (int, float)) and not isinstance(v, bool)
-    return isinstance(v, hint)
-
-def _check_types(cfg):
-    "A `ValueError` naming the first field whose value does not have the field's type."
-    hints = typing.get_type_hints(type(cfg))
-    for f in fields(cfg):
-        v, h = getattr(cfg, f.name), hints[f.name]
-        if typing.get_origin(h) is Literal or any(typing.get_origin(a) is Literal for a in typing.get_args(h)):
-            lits = [a for a in (h, *typing.get_args(h)) if typing.get_origin(a) is Literal][0]
-            if v is None and type(None) in typing.get_args(h): continue
-            check_choice(v, f.name, typing.get_args(lits))
-        elif not _type_ok(v, h):
-            want = ' or '.join('None' if a is type(None) else a.__name__ for a in (typing.get_args(h) or (h,)))
-            raise ValueError(f"{f.name}={v!r} must be of type {want}")
-
-@patch
-def validate(self:Config) -> Config:
-    "Return the config if it is usable, else raise a `ValueError` naming the field, the value and what is allowed."
-    _check_types(self)                    # names and choices come from the field types: `Literal[RULES]`, `int|None`, ...
-    if self.rule == 'dtp' and self.schedule != 'e2e':
-        raise ValueError(f"rule='dtp' needs schedule='e2e', got schedule={self.schedule!r}: DTP propagates targets "
-                         "through every block; layer-wise schedules use 'bp', 'rf', 'urf', 'sign' or 'usign' in their heads")
-    _positive(self, 'epochs', 'batch_size', 'head_dim', 'probe_epochs', 'probe_batch', 'sup_epochs', 'sup_batch', 'ckpt_every',
-              'crop_size', 'clapp_patch', 'clapp_negs', integer=True)
-    if self.ssl_subset is not None and self.ssl_subset < self.batch_size:
-        raise ValueError(f"ssl_subset={self.ssl_subset} is smaller than batch_size={self.batch_size}: no full mini-batch")
-    _check_views(self)
-    _positive(self, 'lr', 'probe_lr', 'sup_lr', 'tau', 'simclr_tau', 'dtp_alpha', 'dtp_sigma', 'dtp_lr_inv')
-    if self.seed < 0: raise ValueError(f"seed={self.seed} must be >= 0")
-    for lg in self.loggers.split(','): check_choice(lg.strip(), 'loggers', LOGGERS)
-    if not (self.explode == 0 or self.explode > 1) or not math.isfinite(self.explode):
-        raise ValueError(f"explode={self.explode!r} must be 0 (never warn) or a factor > 1")
-    if self.precision == 'bf16' and self.rule == 'dtp':
-        raise ValueError("precision='bf16' is not available with rule='dtp' (its inverses and targets run in fp32): use precision='fp32'")
-    if self.precision == 'bf16' and self.loss == 'clapp':
-        raise ValueError("precision='bf16' is not available with loss='clapp' (its patch losses run in fp32): use precision='fp32'")
-    if self.compile and (self.rule == 'dtp' or self.loss == 'clapp'):
-        raise ValueError(f"compile=True is not available with {'rule=dtp' if self.rule == 'dtp' else 'loss=clapp'} "
-                         "(its steps call the networks piece by piece): use compile=False")
-    if self.batch_size < 2: raise ValueError(f"batch_size={self.batch_size} must be at least 2 (contrastive losses need negatives)")
-    if not self.delta >= 0: raise ValueError(f"delta={self.delta!r} must be >= 0")
-    for n in ('n_train', 'n_probe', 'll_epochs'):
-        v = getattr(self, n)
-        if v is not None and (not isinstance(v, int) or v < 1): raise ValueError(f"{n}={v!r} must be None or a positive integer")
-    if self.n_train is not None and self.n_train < self.batch_size:
-        raise ValueError(f"n_train={self.n_train} is smaller than batch_size={self.batch_size}: no full mini-batch")
-    if self.n_negs is not None and (not isinstance(self.n_negs, int) or self.n_negs < 2):
-        raise ValueError(f"n_negs={self.n_negs!r} must be None (all negatives) or an integer >= 2")
-    if self.loss == 'hinge' and self.n_negs is not None and self.n_negs > self.batch_size:
-        raise ValueError(f"n_negs={self.n_negs} is larger than batch_size={self.batch_size}: a batch has at most batch_size - 1 negatives")
-    for n in ('p', 'flip', 'affine_frac'):
-        v = getattr(self, n)
-        if not 0 <= v <= (1 if n != 'p' else 2): raise ValueError(f"{n}={v!r} must lie in [0, {1 if n != 'p' else 2}]")
-    if not self.s >= 0: raise ValueError(f"s={self.s!r} must be >= 0: the saturation factor is 2^U(-s/2, s/2), "
-                                        f"between 2^(-s/2) and 2^(s/2); 0 leaves saturation unchanged")
-    if not 0 <= self.h <= 1: raise ValueError(f"h={self.h!r} must lie in [0, 1]")
-    for d in ('data', 'probe_data'):
-        name = getattr(self, d) or self.data
-        if self.to_rgb32 and name not in _GRAY:
-            raise ValueError(f"to_rgb32=True pads 1x28x28 digits, but {d}={name!r} holds 3x32x32 colour images: use to_rgb32=False")
-        if name in _STL:
-            if self.encoder not in ('vgg6', 'vgg6_tiny'):
-                raise ValueError(f"encoder={self.encoder!r} does not fit {d}={name!r}: use encoder='vgg6' (or 'vgg6_tiny' on a CPU), "
-                                 "which reads the 64x64 crops of its 96x96 images")
-            continue
-        if self.encoder in ('vgg6', 'vgg6_tiny'):
-            raise ValueError(f"encoder={self.encoder!r} reads 64x64 crops of STL10-sized images, but {d}={name!r} is not one: "
-                             f"use data='stl10' or 'shapes', or encoder={'mnist' if name in _GRAY and not self.to_rgb32 else 'conv6'!r}")
-        want = 'conv6' if self.to_rgb32 or name not in _GRAY else 'mnist'
-        if self.encoder != want:
-            hint = (" with to_rgb32=False; or to_rgb32=True with encoder='conv6' (the 'digits' preset) to feed digits to CONV6"
-                    if name in _GRAY else "")
-            raise ValueError(f"encoder={self.encoder!r} does not fit {d}={name!r}: use encoder={want!r}{hint} "
-                             f"('mnist' reads 1x28x28 digits and letters, 'conv6' 3x32x32 images)")
-    return self
-
-def _check_views(c):
-    "The checks that tie views, crops and CLAPP to the data and the encoder."
-    if c.views == 'crops' and c.data in _GRAY:
-        raise ValueError(f"views='crops' makes colour crops, but data={c.data!r} holds gray digits: use views='affine'")
-    if c.data in _STL and c.views != 'crops':
-        raise ValueError(f"data={c.data!r} holds 96x96 images that VGG6 reads as 64x64 crops: use views='crops', not {c.views!r}")
-    if c.views == 'crops' and c.crop_size > 96:
-        raise ValueError(f"crop_size={c.crop_size} must be at most 96, the side of STL10's images")
-    if c.loss == 'clapp':
-        if c.rule == 'dtp': raise ValueError("loss='clapp' has no DTP version: use rule='bp' (or a feedback rule)")
-        if c.encoder == 'mnist': raise ValueError("loss='clapp' needs encoder 'conv6', 'vgg6' or 'vgg6_tiny' (patches of 32x32 or 64x64 crops)")
-        side, st = _clapp_side(c), c.clapp_patch // 2
-        if c.clapp_patch < 2 or (side - c.clapp_patch) % st or (side - c.clapp_patch) // st + 1 < 3:
-            raise ValueError(f"clapp_patch={c.clapp_patch} does not cut a {side}x{side} crop into a grid of at least 3x3 patches "
-                             f"at stride {st}: use 16 for 64x64 crops, 8 for 32x32 images")
-        need = 16 if c.encoder.startswith('vgg6') else 8
-        if c.clapp_patch < need:
-            raise ValueError(f"clapp_patch={c.clapp_patch} is too small for encoder={c.encoder!r}: its pools need patches of at least {need}")
-
-def _clapp_side(c) -> int: return c.crop_size if c.views == 'crops' else 32
-
-def encoder_kwargs(cfg) -> dict:
-    "The input an encoder is built for: `crop_size` crops (1 channel for CLAPP's grayscale ones), and CLAPP's patches."
-    kw = {}
-    if cfg.views == 'crops': kw['in_shape'] = (1 if cfg.loss == 'clapp' else 3, cfg.crop_size, cfg.crop_size)
-    if cfg.loss == 'clapp': kw['patch'] = cfg.clapp_patch
-    return kw
-
-# %% ../nbs/07_train.ipynb #e0670dd6
-PRESETS = {
-    'paper-cifar': dict(data='cifar100', probe_data='cifar10', encoder='conv6', batch_size=500, lr=1e-4, epochs=400,
-                        loss='hinge', tau=2., delta=1., n_negs=None, grad_block=False,
-                        p=0.5, s=4., h=0.2, flip=0.5, affine_frac=0.5,
-                        probe_epochs=200, probe_lr=1e-3, probe_batch=500, sup_epochs=100, sup_batch=500, ckpt_every=5),
-    'paper-emnist': dict(data='emnist-letters', probe_data='mnist', encoder='mnist', batch_size=500, lr=1e-3, epochs=100,
-                         loss='hinge', tau=2., delta=1., p=0.6, flip=0., affine_frac=1.,
-                         probe_epochs=200, probe_lr=1e-3, probe_batch=500, sup_epochs=20, sup_batch=500, ckpt_every=5),
-    'digits': dict(data='mnist5k', probe_data='mnist5k', encoder='conv6', to_rgb32=True, batch_size=500, lr=1e-4,
-                   epochs=20, ll_epochs=4, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
-                   p=0.5, s=0., h=0., flip=0.5, affine_frac=0.5, pairing='independent',
-                   probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=20, sup_lr=1e-3, sup_batch=100,
-                   ckpt_every=1, channels_last=True),
-    'paper-stl10': dict(data='stl10', probe_data='stl10', encoder='vgg6', ssl_subset=50000, views='crops', crop_size=64,
-                        batch_size=250, lr=1e-4, epochs=100, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
-                        flip=0.5, clapp_patch=16, clapp_negs=1,
-                        probe_epochs=200, probe_lr=1e-3, probe_batch=250, sup_epochs=100, sup_batch=250, ckpt_every=5),
-    'stl10-tiny': dict(data='shapes', probe_data='shapes', encoder='vgg6_tiny', views='crops', crop_size=64, n_train=1000,
-                       batch_size=100, lr=1e-3, epochs=4, ll_epochs=2, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
-                       flip=0.5, clapp_patch=16, clapp_negs=1,
-                       probe_epochs=200, probe_lr=0.1, probe_batch=250, sup_epochs=5, sup_batch=100, ckpt_every=1,
-                       channels_last=True),
-    'tiny': dict(data='mnist5k', probe_data='mnist5k', encoder='mnist', n_train=4000, batch_size=100, lr=1e-3, epochs=5,
-                 loss='hinge', tau=2., delta=1., p=0.5, flip=0., affine_frac=1.,
-                 probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=15, ckpt_every=1),
-}
-
-def get_config(preset:str|None=None, # a name in PRESETS, or None for the defaults
-               **overrides) -> Config:
-    "A validated `Config` from a preset plus overrides."
-    base = {} if preset is None else PRESETS[check_choice(preset, 'preset', tuple(PRESETS))]
-    return Config().replace(**{**base, **overrides}).validate()
+__all__ = ['build_networks', 'build_loss', 'prepare_images', 'speed_settings', 'Trainer', 'train', 'load_encoder']
 
 # %% ../nbs/07_train.ipynb #ce337455
 def build_networks(cfg:Config) -> tuple:
@@ -304,143 +59,6 @@ def prepare_images(cfg:Config, x:torch.Tensor) -> torch.Tensor:
         from bioss_nb.data import to_rgb32
         return to_rgb32(x)
     return x
-
-def is_main_process() -> bool:
-    "True unless this is a non-zero rank: of an initialised `torch.distributed` group, or as `torchrun` numbers it ($RANK)."
-    d = torch.distributed
-    if d.is_available() and d.is_initialized(): return d.get_rank() == 0
-    return int(os.environ.get('RANK', '0')) == 0
-
-def _fsync_dir(folder:Path):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-    except OSError: pass                  # some file systems cannot sync a folder; the file itself is synced
-
-def _atomic_write(path:Path, write):
-    "Write through a synced temporary file in the same folder, then `os.replace`: a reader never sees half a file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f); f.flush(); os.fsync(f.fileno())          # on disk before the rename makes it visible
-        umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; use the usual mode
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
-
-# %% ../nbs/07_train.ipynb #7f0a1d02
-class RunFolderError(ValueError):
-    "A run folder, or a file in it, cannot be used: the message names it, says what is wrong and what to do."
-
-def check_out(folder:str|Path) -> Path:
-    "Create `folder` if needed and make sure this process can write there; else a `RunFolderError`."
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir(): raise RunFolderError(f"out={str(folder)!r} is a file, not a folder: choose another --out")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix='.write-test.', suffix='.tmp'); os.close(fd); os.remove(probe)
-    except OSError as e:
-        raise RunFolderError(f"out={str(folder)!r} cannot be written ({e.strerror or e}): choose another --out") from None
-    return folder
-
-class RunLock:
-    "An exclusive lock on a run folder, held while one process writes it; a second writer gets a `RunFolderError`."
-    def __init__(self, folder:str|Path): self.folder, self.f = Path(folder), None
-
-    def acquire(self) -> RunLock:
-        check_out(self.folder)
-        if fcntl is None: return self
-        f = open(self.folder / '.lock', 'a+')
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0); pid = f.read().strip() or '?'; f.close()
-            raise RunFolderError(f"{self.folder} is in use by another run (pid {pid}): wait for it to end, "
-                                 "or choose another --out") from None
-        f.seek(0); f.truncate(); f.write(f"{os.getpid()}\n"); f.flush()
-        self.f = f
-        for t in self.folder.glob('.*.tmp'): t.unlink(missing_ok=True)   # left by a writer that was killed mid-write
-        return self
-
-    def release(self):
-        if self.f is not None:
-            fcntl.flock(self.f, fcntl.LOCK_UN); self.f.close(); self.f = None
-
-    def __enter__(self): return self.acquire()
-    def __exit__(self, *exc): self.release()
-
-def read_config(run_dir:str|Path) -> Config:
-    "The `Config` stored in `run_dir/config.json`; a `RunFolderError` if it is missing, truncated or not a config."
-    p = Path(run_dir) / 'config.json'
-    if not Path(run_dir).is_dir(): raise RunFolderError(f"{run_dir} is not a folder: give the --out folder of a run")
-    if not p.exists(): raise RunFolderError(f"{run_dir} is not a run folder (no config.json): give the --out folder of a run")
-    try: d = json.loads(p.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RunFolderError(f"{p} is not valid JSON ({e.__class__.__name__} at {getattr(e, 'pos', '?')}; truncated?): "
-                             "start the run afresh with --restart, or use another --out") from None
-    try: return Config.from_dict(d).validate()
-    except (ValueError, TypeError, AttributeError) as e:
-        raise RunFolderError(f"{p} does not hold a valid run config ({e}): start afresh with --restart, or use another --out") from None
-
-_CKPT_KEYS = ('config', 'pos', 'done', 'encoder', 'heads', 'opts', 'rng', 'perm', 'acc', 'layer_seq')
-
-def load_checkpoint(path:str|Path) -> dict:
-    "A checkpoint's contents, loaded with `weights_only=True`; a `RunFolderError` naming the file if it is unusable."
-    path, what = Path(path), None
-    if not path.exists(): raise RunFolderError(f"{path} does not exist: train the run first (bioss-nb train --out {path.parent})")
-    if path.stat().st_size == 0: what = 'is empty'
-    else:
-        try: sd = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e:   # torch raises many kinds here; its own text would suggest weights_only=False: never do that
-            what = ('holds objects other than tensors and plain data, and is not loaded'
-                    if 'Unsupported global' in str(e) else 'is not a readable checkpoint (truncated or corrupt)')
-        else:
-            miss = [k for k in _CKPT_KEYS if k not in sd] if isinstance(sd, dict) else ['everything (not a dict)']
-            if miss: what = f"is not a bioss_nb checkpoint (it lacks {', '.join(miss)})"
-    if what: raise RunFolderError(f"{path} {what}: start the run afresh with --restart, or use another --out")
-    return sd
-
-# %% ../nbs/07_train.ipynb #7f0a1d11
-def init_distributed(device:str|None=None, # the run's device: NCCL for CUDA, gloo otherwise
-                    ) -> tuple:
-    "(rank, world size): join the process group that `torchrun` describes in the environment; (0, 1) without it."
-    d = torch.distributed
-    if d.is_available() and d.is_initialized(): return d.get_rank(), d.get_world_size()
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world < 2 or not d.is_available(): return 0, 1
-    cuda = get_device(device).type == 'cuda'
-    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
-    d.init_process_group('nccl' if cuda else 'gloo')
-    return d.get_rank(), d.get_world_size()
-
-class _Gather(torch.autograd.Function):
-    "all_gather with a gradient: forward, every rank's rows; backward, each rank's rows get the gradient summed over ranks."
-    @staticmethod
-    def forward(ctx, x):
-        out = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
-        torch.distributed.all_gather(out, x.contiguous())
-        return tuple(out)
-    @staticmethod
-    def backward(ctx, *grads):
-        g = torch.stack(grads)
-        torch.distributed.all_reduce(g)                # every rank computed the same global loss: sum their gradients
-        return g[torch.distributed.get_rank()]
-
-def gather_rows(x:torch.Tensor) -> torch.Tensor:
-    "The rows of `x` from every rank, in rank order, differentiable; `x` itself in a single process."
-    d = torch.distributed
-    if not (d.is_available() and d.is_initialized()) or d.get_world_size() == 1: return x
-    return torch.cat(_Gather.apply(x))
-
-class _Chain(nn.Module):
-    "Modules applied in turn: what DDP wraps for one kind of step (encoder then head, or block l then head l)."
-    def __init__(self, *mods): super().__init__(); self.mods = nn.ModuleList(mods)
-    def forward(self, x):
-        for m in self.mods: x = m(x)
-        return x
 
 # %% ../nbs/07_train.ipynb #22e595a1
 def speed_settings(cfg:Config, device:torch.device) -> tuple:
@@ -506,21 +124,13 @@ class Trainer:
         self._acc = self._fresh_acc()
         self.watch = dict(first={}, exploded=[])     # first-step loss per block; epochs whose loss exploded
         self.callbacks = list(callbacks or [])
-        self.loggers = [s.strip() for s in cfg.loggers.split(',')]
-        if 'tensorboard' in self.loggers:
-            try: import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
-            except ImportError: raise ValueError("loggers='tensorboard' needs the tensorboard package: "
-                                                 "pip install 'bioss_nb[tensorboard]'") from None
-        self._tb = None
+        self.metrics = MetricsLog(self.run_dir, cfg.loggers)   # metrics.jsonl (+ csv, TensorBoard)
 
     def _wrap(self) -> list:
         "What each step calls: [encoder + head] (E2E) or [block l + head l for each l]; in DDP under torchrun, compiled if asked."
         if self.cfg.schedule == 'e2e': chains = [_Chain(self.encoder, self.heads[0])]
         else: chains = [_Chain(self.encoder[l], self.heads[l]) for l in range(self.L)]
-        if self.world > 1 and self.dtp is None:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            ids = [self.device.index] if self.device.type == 'cuda' else None
-            chains = [DDP(c, device_ids=ids) for c in chains]
+        if self.dtp is None: chains = [ddp_wrap(c, self.device) for c in chains]   # DDP under torchrun
         return [torch.compile(c) for c in chains] if self.cfg.compile else chains
     def _fresh_acc(self): return dict(loss=[0.] * self.L, n=[0] * self.L, t=0.)
 
@@ -678,7 +288,7 @@ def load_state_dict(self:Trainer, sd:dict):
 def save(self:Trainer, path:str|Path|None=None) -> Path:
     "Write the checkpoint atomically (main process only); returns its path."
     path = Path(path or self.run_dir / 'checkpoint.pt')
-    if is_main_process(): _atomic_write(path, lambda f: torch.save(self.state_dict(), f))
+    if is_main_process(): save_checkpoint(path, self.state_dict())
     return path
 
 @patch
@@ -686,62 +296,15 @@ def load(self:Trainer, path:str|Path|None=None):
     "Load a checkpoint written by `save` (weights_only), then trim metrics logged after it (and a line torn by a kill)."
     path = Path(path or self.run_dir / 'checkpoint.pt')
     self.load_state_dict(load_checkpoint(path))
-    if is_main_process():
-        keep = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= self.pos['step']]
-        _atomic_write(self.run_dir / 'metrics.jsonl', lambda f: f.write(''.join(json.dumps(r) + '\n' for r in keep).encode()))
-        if 'csv' in self.loggers: self._write_csv(keep)
+    if is_main_process(): self.metrics.trim(self.pos['step'])
     return self
-
-def read_metrics(run_dir:str|Path) -> list:
-    "The records of `run_dir/metrics.jsonl`; a line that does not parse (torn by a kill mid-write) is skipped."
-    m, out = Path(run_dir) / 'metrics.jsonl', []
-    if not m.exists(): return out
-    for line in m.read_text(errors='replace').splitlines():
-        try: r = json.loads(line)
-        except ValueError: continue
-        if isinstance(r, dict): out.append(r)
-    return out
-
-_CSV_COLS = ('stage', 'epoch', 'step', 'layer', 'loss', 'time_s', 'event')
-
-@patch
-def _write_csv(self:Trainer, records:list):
-    "metrics.csv: the epoch records as a table (rewritten whole, so it always matches metrics.jsonl)."
-    rows = [','.join('' if r.get(c) is None else str(r.get(c)) for c in _CSV_COLS) for r in records]
-    _atomic_write(self.run_dir / 'metrics.csv', lambda f: f.write(('\n'.join([','.join(_CSV_COLS), *rows]) + '\n').encode()))
 
 @patch
 def log(self:Trainer, **rec):
-    "Append one JSON line to metrics.jsonl, and to metrics.csv and TensorBoard when `cfg.loggers` asks (main process only)."
-    if not is_main_process(): return
-    self.run_dir.mkdir(parents=True, exist_ok=True)
-    with open(self.run_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
-    if 'csv' in self.loggers: self._write_csv(read_metrics(self.run_dir))
-    if 'tensorboard' in self.loggers and 'loss' in rec:
-        if self._tb is None:
-            from torch.utils.tensorboard import SummaryWriter
-            self._tb = SummaryWriter(str(self.run_dir / 'tb'), purge_step=self._start_step + 1)   # drops events of a killed run past its checkpoint
-        self._tb.add_scalar('loss/epoch', rec['loss'], rec['step'])
-        for l, v in rec.get('loss_per_layer', {}).items(): self._tb.add_scalar(f'loss/block{l}', v, rec['step'])
-        self._tb.flush()
+    "Append one record to the run's metrics (main process only)."
+    if is_main_process(): self.metrics.write(rec)
 
 # %% ../nbs/07_train.ipynb #5d8c5988
-class RunInterrupted(KeyboardInterrupt):
-    "Ctrl-C or SIGTERM during `fit`: the step in flight finished, a checkpoint was written, then the run stopped."
-
-class _StopSignals:
-    "While active (main thread only), SIGINT and SIGTERM set a flag that `fit` reads after each step; a second one stops at once."
-    def __init__(self): self.signum, self.old = None, {}
-    def _handler(self, signum, frame):
-        if self.signum is not None: raise KeyboardInterrupt      # asked twice: stop now
-        self.signum = signum
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM): self.old[s] = signal.signal(s, self._handler)
-        return self
-    def __exit__(self, *exc):
-        for s, h in self.old.items(): signal.signal(s, h)
-
 def _check_stop_after(stop_after):
     "A `ValueError` unless `stop_after` is None or a positive number of steps."
     if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool) or stop_after < 1):
@@ -752,7 +315,7 @@ def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
     "Train from the current position to the end of the schedule (or for `stop_after` steps)."
     _check_stop_after(stop_after)
     c, nb, done_now = self.cfg, self.n_batches, 0
-    self._start_step = self.pos['step']
+    self.metrics.start_step = self.pos['step']
     if is_main_process():
         _atomic_write(self.run_dir / 'config.json', lambda f: f.write(json.dumps(asdict(c), indent=1).encode()))
     bar = tqdm(total=self.total_steps, initial=self.pos['step'], disable=not (c.progress and is_main_process()),
@@ -797,7 +360,7 @@ def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
             self.save()
         finally:
             bar.close()
-            if self._tb is not None: self._tb.close(); self._tb = None
+            self.metrics.close()
     return self
 
 @patch

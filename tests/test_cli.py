@@ -92,7 +92,7 @@ def test_presets_are_valid():
     assert (c.p, c.s, c.h, c.affine_frac, c.probe_lr, c.probe_epochs) == (0.5, 4., 0.2, 0.5, 1e-3, 200)
     assert get_config('paper-emnist').probe_data == 'mnist'
     d = get_config('digits')
-    assert (d.data, d.encoder, d.to_rgb32, d.batch_size, d.lr, d.epochs, d.ll_epochs) == ('mnist5k', 'conv6', True, 500, 1e-4, 20, 4)
+    assert (d.data, d.encoder, d.to_rgb32, d.batch_size, d.lr, d.epochs, d.ll_epochs) == ('mnist5k', 'conv6', True, 500, 1e-4, 20, None)
     assert (d.n_negs, d.grad_block, d.p, d.flip, d.affine_frac, d.s, d.h) == (5, True, .5, .5, .5, 0., 0.)
     assert (d.probe_lr, d.probe_epochs) == (1e-3, 100)
     assert get_config('tiny', s=0.).s == 0.                   # s = 0: no saturation jitter, as `deform` reads it
