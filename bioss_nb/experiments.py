@@ -225,7 +225,7 @@ def claim_verdicts(results:list, # run_row outputs (failed rows are left out)
             qs = [_q(f'head {k.split("head")[1]} - head 64', _diffs(A, k, 'simclr-e2e-bp'), _P[k] - _P64) for k in _HEAD_KEYS[1:]]
             parts = [_close(q['d']) for q in qs]
         v, n_run = _all(parts), sum(p != 'not run' for p in parts)
-        for q in qs: q['mean'], q['std'] = _ms_pts(q['d']) if q['d'] else (None, None)
+        for q, p in zip(qs, parts): q['mean'], q['std'], q['verdict'] = (*(_ms_pts(q['d']) if q['d'] else (None, None)), p)
         out.append(dict(id=cid, claim=text, verdict=v, parts=f'{n_run} of {len(parts)}', metric=metric, seeds=sorted({s for k in A for s in A[k]}), quantities=qs))
     return out
 
@@ -264,19 +264,22 @@ def claims_table(nets:dict, # column title -> claim_verdicts(...) of one network
                                f"standard deviation; does not hold in the mirror case; is within noise otherwise. Thresholds: "
                                f"{TOL:g} points for 'within about', {SEVERAL:g} for 'several'.\n")
 
-def plot_claims(verdicts:list, path:str|Path|None=None, title:str='The paper\'s claims: our differences (bars, mean ± std) and the paper\'s (diamonds)'):
-    "One panel per claim: each measured difference in points with its spread, the paper's as a diamond."
+def plot_claims(verdicts:list, path:str|Path|None=None, title:str="The paper's claims: our differences (bars, mean ± std) and the paper's (diamonds)"):
+    "One panel per claim: each measured difference in points with its spread, coloured by its own verdict; the paper's as a diamond; the threshold dashed."
     import matplotlib.pyplot as plt
     colors = {'holds': '#2a9d8f', 'does not hold': '#e76f51', 'within noise': '#adb5bd', 'not run': '#ffffff'}
+    lines = {1: [0], 2: [SEVERAL], 3: [-TOL], 4: [-TOL, TOL], 6: [-TOL], 7: [-TOL, TOL], 8: [-TOL, TOL]}
     fig, axs = plt.subplots(2, 4, figsize=(16, 7.5))
     for ax, c in zip(axs.flat, verdicts):
         qs = c['quantities'] if c['id'] != 1 else sorted(c['quantities'], key=lambda q: q['mean'] if q['mean'] is not None else 0)
-        ys = range(len(qs))
-        ax.barh(list(ys), [q['mean'] or 0 for q in qs], xerr=[q['std'] or 0 for q in qs], color=colors[c['verdict']], alpha=.9)
-        ax.plot([q['paper'] if q['paper'] is not None else float('nan') for q in qs], list(ys), 'D', color='gold', mec='k', ms=5)
+        ys = list(range(len(qs)))
+        ax.barh(ys, [q['mean'] or 0 for q in qs], xerr=[q['std'] or 0 for q in qs], color=[colors[q['verdict']] for q in qs], alpha=.9)
+        ax.plot([q['paper'] if q['paper'] is not None else float('nan') for q in qs], ys, 'D', color='gold', mec='k', ms=5)
         ax.axvline(0, color='k', lw=.8)
-        ax.set_yticks(list(ys)); ax.set_yticklabels([q['label'] for q in qs], fontsize=7 if len(qs) > 8 else 8)
-        ax.set_title(f"{c['id']}. {c['verdict']}", fontsize=10, loc='left')
+        for x in lines.get(c['id'], []): ax.axvline(x, color='k', lw=.8, ls='--')
+        ax.set_yticks(ys); ax.set_yticklabels([q['label'] for q in qs], fontsize=7 if len(qs) > 8 else 8)
+        ax.set_title(f"{c['id']}. {c['verdict']}" + ('' if c['parts'].split(' of ')[0] in ('0', c['parts'].split(' of ')[1]) else f" ({c['parts']} run)"),
+                     fontsize=10, loc='left')
         ax.set_xlabel('points', fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
