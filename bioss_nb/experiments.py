@@ -16,10 +16,10 @@ from .evaluate import evaluate_run, probe, random_encoder, train_supervised
 
 # %% auto #0
 __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_ROWS', 'RANDOM', 'SUPERVISED', 'CLAPP_T1_ROWS',
-           'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'TOL', 'SEVERAL', 'CLAIMS', 'CLAIM_ROWS', 'DEMO',
-           'DEMO_MARGIN', 'Row', 'grid_rows', 'claim_verdicts', 'claim_summary', 'claims_table', 'plot_claims',
-           'write_claims', 'row_config', 'run_row', 'make_table', 'summarise', 'plot_table', 'plot_pairs', 'run_grid',
-           'demo_verdict', 'layerwise_probes']
+           'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'MIN_SEEDS', 'TOL', 'SEVERAL', 'CLAIMS', 'CLAIM_ROWS',
+           'TINY_NET', 'CONV6_NET', 'DEMO', 'DEMO_MARGIN', 'Row', 'grid_rows', 'claim_verdicts', 'claim_summary',
+           'claims_table', 'plot_claims', 'write_claims', 'stored_claims', 'row_config', 'run_row', 'make_table',
+           'summarise', 'plot_table', 'plot_pairs', 'run_grid', 'demo_verdict', 'layerwise_probes', 'effective_dims']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def grid_rows(grid:str='default', # a name in GRID_NAMES
     return list(GRID)
 
 # %% ../nbs/09_experiments.ipynb #e36b92bc
+MIN_SEEDS = 3            # a verdict from fewer seeds is shown, and marked as not a result
 TOL, SEVERAL = 1.5, 2.   # points: "within about 1.5 points" (claims 3, 4, 6, 7, 8) and "several points" (claim 2)
 
 def _acc(results:list, metric:str='perturbed') -> dict:
@@ -226,7 +227,8 @@ def claim_verdicts(results:list, # run_row outputs (failed rows are left out)
             parts = [_close(q['d']) for q in qs]
         v, n_run = _all(parts), sum(p != 'not run' for p in parts)
         for q, p in zip(qs, parts): q['mean'], q['std'], q['verdict'] = (*(_ms_pts(q['d']) if q['d'] else (None, None)), p)
-        out.append(dict(id=cid, claim=text, verdict=v, parts=f'{n_run} of {len(parts)}', metric=metric, seeds=sorted({s for k in A for s in A[k]}), quantities=qs))
+        n_seeds = min([len(q['d']) for q in qs if q['d']], default=0)
+        out.append(dict(id=cid, claim=text, verdict=v, parts=f'{n_run} of {len(parts)}', n_seeds=n_seeds, metric=metric, seeds=sorted({s for k in A for s in A[k]}), quantities=qs))
     return out
 
 def _fmt(q, paper=False):
@@ -255,7 +257,9 @@ def claims_table(nets:dict, # column title -> claim_verdicts(...) of one network
         cells = [str(c['id']), c['claim'], claim_summary(c, paper=True)]
         for vs in nets.values():
             p = vs[i]['parts']
-            cells += [claim_summary(vs[i]), f"**{vs[i]['verdict']}**" + ('' if p.split(' of ')[0] in ('0', p.split(' of ')[1]) else f' ({p} parts run)')]
+            few = 0 < vs[i]['n_seeds'] < MIN_SEEDS
+            cells += [claim_summary(vs[i]), f"**{vs[i]['verdict']}**" + ('' if p.split(' of ')[0] in ('0', p.split(' of ')[1]) else f' ({p} parts run)')
+                      + (f" (from {vs[i]['n_seeds']} seed{'s' * (vs[i]['n_seeds'] > 1)}: fewer than {MIN_SEEDS}, not a result)" if few else '')]
         lines.append('| ' + ' | '.join(cells) + ' |')
     seeds = {n: vs[0]['seeds'] for n, vs in nets.items()}
     return '\n'.join(lines) + ('\n\nDifferences of accuracy on the ' + first[0]['metric'] + ' test digits in points, mean ± std over seeds (' +
@@ -294,6 +298,22 @@ def write_claims(results:list, out:str|Path, name:str) -> list:
     plot_claims(vs, out / 'claims.png')
     return vs
 
+
+# %% ../nbs/09_experiments.ipynb #7d970062
+TINY_NET, CONV6_NET = 'mnist_net, `tiny`', 'CONV6, `digits`'
+
+def stored_claims(folder:str|Path='results', # the course's stored results (nbs/results)
+                 ) -> dict:
+    "The claims' verdicts on the course's stored runs: mnist_net (the claims grid on `tiny`) and CONV6 (`digits`: its E2E rows, and GLL from the probe study)."
+    folder = Path(folder)
+    load = lambda f: [json.loads(l) for l in (folder / f).read_text().splitlines()] if (folder / f).exists() else []
+    conv6 = [r for r in load('digits_results.jsonl') if r['key'] in ('random', 'hinge5gb-e2e-bp', 'hinge5gb-e2e-rf', 'simclr-e2e-bp')]
+    for f in sorted(folder.glob('conv6_gll_probes_hinge5gb_s*.json')):      # GLL BP at the paper's budget: its last block, probed
+        rec = json.loads(f.read_text()); last = str(len(rec['init']) - 1)
+        if last in rec['after']:
+            conv6.append(dict(key='hinge5gb-gll-bp', seed=rec['config']['seed'], clean=rec['after'][last]['clean'] / 100,
+                              perturbed=rec['after'][last]['perturbed'] / 100))
+    return {TINY_NET: claim_verdicts(load('claims_tiny_results.jsonl')), CONV6_NET: claim_verdicts(conv6, hinge='hinge5gb')}
 
 # %% ../nbs/09_experiments.ipynb #344bbb20
 GRIDS['claims'] = [ROWS[k] for k in CLAIM_ROWS]     # the rows that decide the claims (the 64-unit head is simclr-e2e-bp)
@@ -601,3 +621,18 @@ def layerwise_probes(cfg:Config, # a GLL run: `cfg.out` is its folder (started a
     rec['seconds'] = round(time.perf_counter() - t0, 1)
     return rec
 
+
+# %% ../nbs/09_experiments.ipynb #eb615d59
+@torch.no_grad()
+def effective_dims(encoder:torch.nn.Module, # an Encoder
+                   x:torch.Tensor, # images (N, C, H, W), uint8 or float; N of a few hundred to a few thousand
+                  ) -> list:
+    "Each block's effective dimension: the participation ratio (sum of the covariance's eigenvalues)^2 / (sum of their squares)."
+    was = encoder.training; encoder.eval()
+    hs = encoder.features(to_float(x).to(next(encoder.parameters()).device)); encoder.train(was)
+    out = []
+    for h in hs:
+        f = h.flatten(1).double(); f = f - f.mean(0)
+        ev = torch.linalg.eigvalsh(f @ f.T).clamp_min(0)        # the Gram matrix shares the covariance's non-zero eigenvalues
+        out.append((ev.sum() ** 2 / (ev ** 2).sum()).item() if ev.sum() > 0 else 0.)
+    return out
