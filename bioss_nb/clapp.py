@@ -14,7 +14,7 @@ from .deform import _rand, _hflip
 from .crops import gray
 
 # %% auto #0
-__all__ = ['STL10_GRAY', 'random_crop', 'clapp_input', 'to_patches', 'clapp_center', 'CLAPP', 'clapp_losses']
+__all__ = ['STL10_GRAY', 'random_crop', 'clapp_input', 'to_patches', 'clapp_center', 'CLAPP', 'clapp_losses', 'CLAPPLoss']
 
 # %% ../nbs/03a_clapp.ipynb #13452556
 STL10_GRAY = (0.4120, 0.2570)    # mean and std of STL10's grayscale pixels
@@ -116,3 +116,52 @@ def clapp_losses(enc, # an `Encoder` that reads patches (e.g. `vgg6(in_shape=(1,
     if schedule == 'e2e': chans = chans[-1:]
     elif schedule not in ('gll', 'rll'): raise ValueError(f"schedule={schedule!r} is not one of 'e2e', 'gll', 'rll'")
     return nn.ModuleList(CLAPP(c, grid, n_negs) for c in chans)
+
+# %% ../nbs/03a_clapp.ipynb #837e2468
+from .losses import SSLLoss, register_loss
+
+class CLAPPLoss(SSLLoss):
+    "CLAPP as a run's loss: one view cut into patches, the predictors W_k as its heads (one per block layer-wise)."
+    name, fp32_only, compile_ok, head_in_chain = 'clapp', True, False, False
+    def build(self, cfg): return None                          # the heads are the losses
+    def side(self, cfg) -> int: return cfg.crop_size if cfg.views == 'crops' else 32
+    def grid(self, cfg) -> int: return (self.side(cfg) - cfg.clapp_patch) // (cfg.clapp_patch // 2) + 1
+
+    def validate(self, c):
+        if c.encoder == 'mnist': raise ValueError("loss='clapp' needs encoder 'conv6', 'vgg6' or 'vgg6_tiny' (patches of 32x32 or 64x64 crops)")
+        side, st = self.side(c), c.clapp_patch // 2
+        if c.clapp_patch < 2 or (side - c.clapp_patch) % st or (side - c.clapp_patch) // st + 1 < 3:
+            raise ValueError(f"clapp_patch={c.clapp_patch} does not cut a {side}x{side} crop into a grid of at least 3x3 patches "
+                             f"at stride {st}: use 16 for 64x64 crops, 8 for 32x32 images")
+        need = 16 if c.encoder.startswith('vgg6') else 8
+        if c.clapp_patch < need:
+            raise ValueError(f"clapp_patch={c.clapp_patch} is too small for encoder={c.encoder!r}: its pools need patches of at least {need}")
+
+    def encoder_kwargs(self, cfg) -> dict:
+        kw = dict(patch=cfg.clapp_patch)
+        if cfg.views == 'crops': kw['in_shape'] = (1, cfg.crop_size, cfg.crop_size)     # grayscale crops
+        return kw
+
+    def heads(self, cfg, encoder):
+        return clapp_losses(encoder, cfg.schedule, patch=cfg.clapp_patch, grid=self.grid(cfg), n_negs=cfg.clapp_negs)
+
+    def patches(self, tr, xb:torch.Tensor) -> torch.Tensor:
+        "One view per image cut into patches: a grayscale crop (views='crops') or the paper's deformation."
+        c = tr.cfg
+        if c.views == 'crops': x = clapp_input(xb, size=c.crop_size, flip=c.flip, generator=tr.g_deform)
+        else:
+            from bioss_nb.deform import deform
+            x = deform(xb, p=c.p, s=c.s, h=c.h, flip=c.flip, affine_frac=c.affine_frac, generator=tr.g_deform)
+        return to_patches(x, c.clapp_patch, c.clapp_patch // 2)
+
+    def batch_loss(self, tr, xb:torch.Tensor, l:int|None) -> torch.Tensor:
+        "E2E (l=None) through every block, or block l alone on its own feature map (blocks < l frozen)."
+        from bioss_nb.distributed import gather_rows
+        h, G2 = self.patches(tr, xb), self.grid(tr.cfg) ** 2
+        if tr.world > 1: h = h[tr.local.start * G2:tr.local.stop * G2]          # this rank's images' patches
+        if l is not None and l > 0:
+            with torch.no_grad(): h = tr.encoder.forward_to(h, l - 1)         # h_{l-1}, no graph
+        out = gather_rows(tr.nets[0 if l is None else l](h))                  # every rank's patch outputs, in image order
+        return tr.heads[0 if l is None else l](out, generator=tr.g_deform)
+
+register_loss(CLAPPLoss())

@@ -51,9 +51,13 @@ def _add_config_args(p, preset:str|None):
     "Every `Config` field as an option, typed from the dataclass, defaulting to the preset's value, with its comment as help."
     from fastcore.docments import docments
     p.add_class_arguments(Config, None, default=None, fail_untyped=True, sub_configs=False)
-    doc = docments(Config)
+    from bioss_nb.feedback import RULES
+    from bioss_nb.losses import LOSSES
+    from bioss_nb.models import ENCODERS
+    doc, reg = docments(Config), dict(rule=RULES, loss=LOSSES, encoder=ENCODERS)   # the names registered when the parser is built
     for a in p._actions:
         if a.dest in doc: a.help = doc[a.dest]
+        if a.dest in reg: a.help = f"{{{','.join(reg[a.dest])}}}: " + doc[a.dest].split(': ', 1)[-1]
     for g in p._action_groups:
         if 'Config' in str(g.title): g.title, g.description = "Config fields (defaults: the preset's values)", None
     p.set_defaults(**{**asdict(Config()), **(PRESETS[preset] if preset else {})})
@@ -150,7 +154,14 @@ def parse_args(argv:list) -> tuple:
     if preset not in PRESETS: raise UsageError(f"--preset={preset}: not allowed; choose from {', '.join(PRESETS)}")
     ns = build_parser(preset).parse_args(argv)
     cmd = ns['cmd']
-    return cmd, ns[cmd].as_dict()
+    a = ns[cmd].as_dict()
+    from bioss_nb.feedback import RULES
+    from bioss_nb.losses import LOSSES
+    from bioss_nb.models import ENCODERS
+    for name, reg in (('rule', RULES), ('loss', LOSSES), ('encoder', ENCODERS)):   # the names registered now
+        if a.get(name) is not None and a[name] not in reg:
+            raise UsageError(f"--{name}={a[name]}: not allowed; choose from {', '.join(reg)}")
+    return cmd, a
 
 # %% ../nbs/12_cli.ipynb #d620fa57
 def _default_out(cmd, preset, o, grid='default'):

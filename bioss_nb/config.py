@@ -11,23 +11,25 @@ from dataclasses import dataclass, fields
 from typing import Literal
 from fastcore.basics import patch
 from .core import check_choice
+from .feedback import RULES
+from .losses import LOSSES
+from .models import ENCODERS
+import bioss_nb.dtp, bioss_nb.clapp      # their rule ('dtp') and loss ('clapp') register themselves on import
 
 # %% auto #0
-__all__ = ['DATASETS', 'ENCODERS', 'SCHEDULES', 'TRAIN_RULES', 'LOSSES', 'PAIRINGS', 'VIEWS', 'LOGGERS', 'PRECISIONS', 'PRESETS',
-           'PRESET_HELP', 'Config', 'encoder_kwargs', 'get_config']
+__all__ = ['DATASETS', 'SCHEDULES', 'PAIRINGS', 'VIEWS', 'LOGGERS', 'PRECISIONS', 'PRESETS', 'PRESET_HELP', 'Config',
+           'encoder_kwargs', 'get_config']
 
 # %% ../nbs/07a_config.ipynb #f385eeea
 DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
-ENCODERS = ('conv6', 'mnist', 'vgg6', 'vgg6_tiny')
 SCHEDULES = ('e2e', 'gll', 'rll')
-TRAIN_RULES = ('bp', 'rf', 'urf', 'sign', 'usign', 'dtp')
-LOSSES = ('hinge', 'simclr', 'clapp')
 PAIRINGS = ('independent', 'original')
 VIEWS = ('affine', 'crops')
 _STL = ('stl10', 'shapes')          # 96x96 colour images, read by VGG6 as 64x64 crops
 LOGGERS = ('jsonl', 'csv', 'tensorboard')
 PRECISIONS = ('fp32', 'bf16')
 _GRAY = ('mnist5k', 'mnist', 'emnist-letters')
+_FIT = ('conv6', 'mnist', 'vgg6', 'vgg6_tiny')   # the encoders whose fit to the data `validate` knows
 
 # %% ../nbs/07a_config.ipynb #d854a5ce
 @dataclass
@@ -41,10 +43,10 @@ class Config:
     ssl_subset:int|None=None        # SSL on a fixed random subset of this many images (the authors: 50,000 of STL10's unlabeled)
     to_rgb32:bool=False             # pad 1x28x28 digits to 3x32x32 (`to_rgb32`), so that CONV6 can read them
     # model
-    encoder:Literal[ENCODERS]='mnist' # 'conv6' (3x32x32; digits with to_rgb32), 'mnist' (1x28x28), 'vgg6' or 'vgg6_tiny' (64x64 crops)
+    encoder:str='mnist'             # a registered encoder (`ENCODERS`): 'conv6' (3x32x32; digits with to_rgb32), 'mnist' (1x28x28), 'vgg6' or 'vgg6_tiny' (64x64 crops)
     head_dim:int=64                 # size of z
     # loss
-    loss:Literal[LOSSES]='hinge'    # 'hinge', 'simclr' or 'clapp' (patches of one view; no projection head)
+    loss:str='hinge'                # a registered loss (`LOSSES`): 'hinge', 'simclr' or 'clapp' (patches of one view; no projection head)
     tau:float=2.                    # hinge threshold
     delta:float=1.                  # hinge margin: positives pulled below tau-delta, negatives pushed above tau+delta
     n_negs:int|None=None            # hinge: None = all in-batch negatives, F = the paper's "5 negatives" variant
@@ -53,7 +55,7 @@ class Config:
     clapp_patch:int=16              # CLAPP: patch side, stride half of it (STL10: 16 of a 64x64 crop; CIFAR: 8 of 32x32)
     clapp_negs:int=1                # CLAPP: negatives per positive, drawn from the batch's patches
     # learning
-    rule:Literal[TRAIN_RULES]='bp'  # 'bp', 'rf', 'urf', 'sign', 'usign' or 'dtp' (E2E only)
+    rule:str='bp'                   # a registered rule (`RULES`): 'bp', 'rf', 'urf', 'sign', 'usign' or 'dtp' (E2E only)
     schedule:Literal[SCHEDULES]='e2e' # 'e2e', 'gll' or 'rll'
     dtp_alpha:float=0.5             # DTP: top-target step size
     dtp_sigma:float=1.              # DTP: noise std for training the inverses
@@ -142,10 +144,14 @@ def _check_types(cfg):
 @patch
 def validate(self:Config) -> Config:
     "Return the config if it is usable, else raise a `ValueError` naming the field, the value and what is allowed."
-    _check_types(self)                    # names and choices come from the field types: `Literal[RULES]`, `int|None`, ...
-    if self.rule == 'dtp' and self.schedule != 'e2e':
-        raise ValueError(f"rule='dtp' needs schedule='e2e', got schedule={self.schedule!r}: DTP propagates targets "
-                         "through every block; layer-wise schedules use 'bp', 'rf', 'urf', 'sign' or 'usign' in their heads")
+    _check_types(self)                    # choices come from the field types: `Literal[SCHEDULES]`, `int|None`, ...
+    for name, reg in (('encoder', ENCODERS), ('loss', LOSSES), ('rule', RULES)):   # what is registered now
+        check_choice(getattr(self, name), name, reg)
+    rule, loss = RULES[self.rule], LOSSES[self.loss]
+    rule.validate(self)
+    if rule.own_step and loss.batch_loss is not None:
+        raise ValueError(f"loss={self.loss!r} has no {self.rule.upper()} version: it trains through its own inputs and heads, "
+                         f"and rule={self.rule!r} through its own step; use rule='bp' (or a feedback rule)")
     _positive(self, 'epochs', 'batch_size', 'head_dim', 'probe_epochs', 'probe_batch', 'sup_epochs', 'sup_batch', 'ckpt_every',
               'crop_size', 'clapp_patch', 'clapp_negs', integer=True)
     if self.ssl_subset is not None and self.ssl_subset < self.batch_size:
@@ -156,13 +162,12 @@ def validate(self:Config) -> Config:
     for lg in self.loggers.split(','): check_choice(lg.strip(), 'loggers', LOGGERS)
     if not (self.explode == 0 or self.explode > 1) or not math.isfinite(self.explode):
         raise ValueError(f"explode={self.explode!r} must be 0 (never warn) or a factor > 1")
-    if self.precision == 'bf16' and self.rule == 'dtp':
-        raise ValueError("precision='bf16' is not available with rule='dtp' (its inverses and targets run in fp32): use precision='fp32'")
-    if self.precision == 'bf16' and self.loss == 'clapp':
-        raise ValueError("precision='bf16' is not available with loss='clapp' (its patch losses run in fp32): use precision='fp32'")
-    if self.compile and (self.rule == 'dtp' or self.loss == 'clapp'):
-        raise ValueError(f"compile=True is not available with {'rule=dtp' if self.rule == 'dtp' else 'loss=clapp'} "
-                         "(its steps call the networks piece by piece): use compile=False")
+    for field, spec in (('rule', rule), ('loss', loss)):
+        if self.precision == 'bf16' and spec.fp32_only:
+            raise ValueError(f"precision='bf16' is not available with {field}={spec.name!r} (it runs in fp32): use precision='fp32'")
+        if self.compile and not spec.compile_ok:
+            raise ValueError(f"compile=True is not available with {field}={spec.name} "
+                             "(its steps call the networks piece by piece): use compile=False")
     if self.batch_size < 2: raise ValueError(f"batch_size={self.batch_size} must be at least 2 (contrastive losses need negatives)")
     if not self.delta >= 0: raise ValueError(f"delta={self.delta!r} must be >= 0")
     for n in ('n_train', 'n_probe', 'll_epochs'):
@@ -172,8 +177,7 @@ def validate(self:Config) -> Config:
         raise ValueError(f"n_train={self.n_train} is smaller than batch_size={self.batch_size}: no full mini-batch")
     if self.n_negs is not None and (not isinstance(self.n_negs, int) or self.n_negs < 2):
         raise ValueError(f"n_negs={self.n_negs!r} must be None (all negatives) or an integer >= 2")
-    if self.loss == 'hinge' and self.n_negs is not None and self.n_negs > self.batch_size:
-        raise ValueError(f"n_negs={self.n_negs} is larger than batch_size={self.batch_size}: a batch has at most batch_size - 1 negatives")
+    loss.validate(self)
     for n in ('p', 'flip', 'affine_frac'):
         v = getattr(self, n)
         if not 0 <= v <= (1 if n != 'p' else 2): raise ValueError(f"{n}={v!r} must lie in [0, {1 if n != 'p' else 2}]")
@@ -184,6 +188,7 @@ def validate(self:Config) -> Config:
         name = getattr(self, d) or self.data
         if self.to_rgb32 and name not in _GRAY:
             raise ValueError(f"to_rgb32=True pads 1x28x28 digits, but {d}={name!r} holds 3x32x32 colour images: use to_rgb32=False")
+        if self.encoder not in _FIT: continue          # an encoder registered by a user: it checks its input itself
         if name in _STL:
             if self.encoder not in ('vgg6', 'vgg6_tiny'):
                 raise ValueError(f"encoder={self.encoder!r} does not fit {d}={name!r}: use encoder='vgg6' (or 'vgg6_tiny' on a CPU), "
@@ -211,25 +216,12 @@ def _check_views(c):
         raise ValueError(f"data={c.data!r} holds 96x96 images that VGG6 reads as 64x64 crops: use views='crops', not {c.views!r}")
     if c.views == 'crops' and c.crop_size > 96:
         raise ValueError(f"crop_size={c.crop_size} must be at most 96, the side of STL10's images")
-    if c.loss == 'clapp':
-        if c.rule == 'dtp': raise ValueError("loss='clapp' has no DTP version: use rule='bp' (or a feedback rule)")
-        if c.encoder == 'mnist': raise ValueError("loss='clapp' needs encoder 'conv6', 'vgg6' or 'vgg6_tiny' (patches of 32x32 or 64x64 crops)")
-        side, st = _clapp_side(c), c.clapp_patch // 2
-        if c.clapp_patch < 2 or (side - c.clapp_patch) % st or (side - c.clapp_patch) // st + 1 < 3:
-            raise ValueError(f"clapp_patch={c.clapp_patch} does not cut a {side}x{side} crop into a grid of at least 3x3 patches "
-                             f"at stride {st}: use 16 for 64x64 crops, 8 for 32x32 images")
-        need = 16 if c.encoder.startswith('vgg6') else 8
-        if c.clapp_patch < need:
-            raise ValueError(f"clapp_patch={c.clapp_patch} is too small for encoder={c.encoder!r}: its pools need patches of at least {need}")
-
-def _clapp_side(c) -> int: return c.crop_size if c.views == 'crops' else 32
 
 def encoder_kwargs(cfg) -> dict:
     "The input an encoder is built for: `crop_size` crops (1 channel for CLAPP's grayscale ones), and CLAPP's patches."
     kw = {}
-    if cfg.views == 'crops': kw['in_shape'] = (1 if cfg.loss == 'clapp' else 3, cfg.crop_size, cfg.crop_size)
-    if cfg.loss == 'clapp': kw['patch'] = cfg.clapp_patch
-    return kw
+    if cfg.views == 'crops': kw['in_shape'] = (3, cfg.crop_size, cfg.crop_size)
+    return {**kw, **LOSSES[cfg.loss].encoder_kwargs(cfg)}
 
 # %% ../nbs/07a_config.ipynb #e0670dd6
 PRESETS = {

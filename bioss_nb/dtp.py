@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from .core import check_choice, NonFiniteLossError
 
 # %% auto #0
-__all__ = ['make_inverse', 'DTP']
+__all__ = ['make_inverse', 'DTP', 'DTPRule']
 
 # %% ../nbs/06_dtp.ipynb #a7b0eefb
 _G_ACTS = ('match', 'tanh', 'relu', 'linear')
@@ -243,3 +243,17 @@ def load_state_dict(self:DTP, sd:dict):
     if sd['noise']['device'] == self.gen.device.type: self.gen.set_state(sd['noise']['state'])
     else: self.gen.manual_seed(self.seed + self.steps)
     return self
+
+# %% ../nbs/06_dtp.ipynb #7d100ea8
+from .feedback import FeedbackRule, register_rule
+
+class DTPRule(FeedbackRule):
+    "DTP as a run's rule: the layers are plain BP layers, trained by `DTP`'s targets instead of the engine's step."
+    name, layer_rule, own_step, schedules = 'dtp', 'bp', True, ('e2e',)
+    schedule_note = ("DTP propagates targets through every block; layer-wise schedules use 'bp', 'rf', 'urf', 'sign' or "
+                     "'usign' in their heads")
+    fp32_only, compile_ok, ddp_ok = True, False, False
+    def method(self, encoder, heads, loss, cfg):
+        return DTP(encoder, heads[0], loss, alpha=cfg.dtp_alpha, sigma=cfg.dtp_sigma, lr=cfg.lr, lr_inv=cfg.dtp_lr_inv, seed=cfg.seed)
+
+register_rule(DTPRule())

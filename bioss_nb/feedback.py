@@ -15,11 +15,89 @@ import matplotlib.pyplot as plt
 from .core import check_choice, RULE_COLORS, feedback_generator
 
 # %% auto #0
-__all__ = ['RULES', 'FBLinearFn', 'FBConv2dFn', 'feedback_matrix', 'FBLinear', 'FBConv2d', 'convert', 'angle', 'fb_layers',
-           'bp_mode', 'weight_angles', 'alignment_angles', 'AlignmentRecorder']
+__all__ = ['RULES', 'PAPER_RULES', 'FeedbackRule', 'register_rule', 'get_rule', 'BP', 'RF', 'URF', 'Sign', 'USign', 'FBLinearFn',
+           'FBConv2dFn', 'feedback_matrix', 'FBLinear', 'FBConv2d', 'convert', 'angle', 'fb_layers', 'bp_mode',
+           'weight_angles', 'param_groups', 'alignment_angles', 'AlignmentRecorder']
 
 # %% ../nbs/04_feedback.ipynb #623a55e2
-RULES = ('bp', 'rf', 'urf', 'sign', 'usign')
+class FeedbackRule:
+    "How an FB layer feeds its error back: subclass, set `name` and what differs, then `register_rule(MyRule())`."
+    name:str = ''                # the name `convert`, `Config.rule` and `--rule` use
+    B:str|None = None            # feedback matrix: None (none), 'fixed' (a buffer) or 'learned' (a parameter that gets W's gradient)
+    sign:bool = False            # send the error through the sign of the feedback matrix
+    weight_decay:float = 0.      # decoupled weight decay of W and B in the optimizer: both shrink by (1 - lr*wd) per step
+    layer_rule:str|None = None   # a rule that trains whole networks (DTP): the rule its layers are built with
+    own_step:bool = False        # trains through `method`'s own step instead of the engine's
+    schedules:tuple = ('e2e', 'gll', 'rll')   # the schedules it trains under
+    schedule_note:str = ''       # why, when it refuses a schedule
+    fp32_only:bool = False       # refuses bf16 autocast
+    compile_ok:bool = True       # may be torch.compiled
+    ddp_ok:bool = True           # may run under torchrun
+
+    def init_B(self, mod:nn.Module) -> torch.Tensor:
+        "A fresh B for layer `mod`: W's default init, drawn from B's own generator (so every rule starts from the same W)."
+        B = torch.empty(mod.weight.shape, dtype=mod.weight.dtype)
+        nn.init.kaiming_uniform_(B, a=math.sqrt(5), generator=feedback_generator())
+        return B.to(mod.weight.device)
+
+    def feedback(self, mod:nn.Module) -> tuple:
+        "(the matrix the error goes through in W's place, through its sign?); (None, False): plain backprop."
+        return (mod.B if self.B else None), self.sign
+
+    def method(self, encoder, heads, loss, cfg):
+        "For an `own_step` rule: an object with `step(v1, v2, check) -> dict(loss=...)`, `state_dict()`, `load_state_dict(sd)`."
+        return None
+
+    def validate(self, cfg):
+        "Raise a `ValueError` naming the field if this rule cannot train `cfg`."
+        if cfg.schedule not in self.schedules:
+            raise ValueError(f"rule={self.name!r} needs schedule={' or '.join(map(repr, self.schedules))}, got "
+                             f"schedule={cfg.schedule!r}" + (f": {self.schedule_note}" if self.schedule_note else ''))
+
+    def __repr__(self): return f"{type(self).__name__}(name={self.name!r})"
+
+RULES = {}    # every registered rule, by name
+
+def register_rule(rule:FeedbackRule, # an instance of a `FeedbackRule` subclass with its `name` set
+                  overwrite:bool=False) -> FeedbackRule:
+    "Make `rule` available by name to `convert`, the encoders, `Config` and the command line; returns it."
+    if not isinstance(rule, FeedbackRule): raise ValueError(f"rule={rule!r} must be an instance of a FeedbackRule subclass")
+    if not isinstance(rule.name, str) or not rule.name.isidentifier():
+        raise ValueError(f"rule.name={rule.name!r} must be a name such as 'kp' (letters, digits, underscores)")
+    if rule.B not in (None, 'fixed', 'learned'): raise ValueError(f"rule.B={rule.B!r} must be None, 'fixed' or 'learned'")
+    if rule.name in RULES and not overwrite and type(RULES[rule.name]) is not type(rule):
+        raise ValueError(f"rule {rule.name!r} is already registered ({RULES[rule.name]!r}): pass overwrite=True to replace it")
+    RULES[rule.name] = rule
+    return rule
+
+def get_rule(name:str) -> FeedbackRule:
+    "The registered rule called `name`; a `ValueError` listing the registered names otherwise."
+    return RULES[check_choice(name, 'rule', RULES)]
+
+class BP(FeedbackRule):
+    "Backprop: the error goes back through W itself."
+    name = 'bp'
+    def feedback(self, mod): return None, False
+
+class RF(FeedbackRule):
+    "Random feedback (feedback alignment): a fixed random B."
+    name, B = 'rf', 'fixed'
+
+class URF(FeedbackRule):
+    "Updated random feedback: a random B that receives W's gradient."
+    name, B = 'urf', 'learned'
+
+class Sign(FeedbackRule):
+    "Sign symmetry: the error goes back through sign(W)."
+    name, sign = 'sign', True
+    def feedback(self, mod): return mod.weight.detach(), True
+
+class USign(FeedbackRule):
+    "The signs of a URF-trained B."
+    name, B, sign = 'usign', 'learned', True
+
+for _r in (BP(), RF(), URF(), Sign(), USign()): register_rule(_r)
+PAPER_RULES = ('bp', 'rf', 'urf', 'sign', 'usign')    # the paper's layer rules, in the order its tables use
 
 # %% ../nbs/04_feedback.ipynb #11ae9bb5
 class FBLinearFn(torch.autograd.Function):
@@ -67,31 +145,26 @@ class FBConv2dFn(torch.autograd.Function):
         return gx, gw if need_w else None, gb, gB, None, None, None, None, None
 
 # %% ../nbs/04_feedback.ipynb #1c298ebe
-_NEEDS_B = ('rf', 'urf', 'usign')
-
 def _init_feedback(mod:nn.Module, rule:str, B:torch.Tensor|None=None):
-    "Set `mod.rule` and register `mod.B`: None (bp, sign), a buffer (rf) or a parameter (urf, usign); `B` is copied if given."
-    check_choice(rule, 'rule', RULES)
+    "Set `mod.rule` and register `mod.B` as the rule says: None, a buffer ('fixed') or a parameter ('learned'); `B` is copied if given."
+    r = get_rule(rule)
+    if r.layer_rule is not None: r = get_rule(r.layer_rule)     # a rule that trains whole networks builds these layers
     for store in (mod._parameters, mod._buffers): store.pop('B', None)
-    mod.rule = rule
-    if rule not in _NEEDS_B: mod.register_buffer('B', None); return
-    if B is None:   # W's default init, drawn independently, from B's own generator
-        B = torch.empty(mod.weight.shape, dtype=mod.weight.dtype)
-        nn.init.kaiming_uniform_(B, a=math.sqrt(5), generator=feedback_generator())
-        B = B.to(mod.weight.device)
+    mod.rule = r.name
+    if r.B is None: mod.register_buffer('B', None); return
+    if B is None or B.shape != mod.weight.shape: B = r.init_B(mod)
     B = B.detach().clone()
-    if rule == 'rf': mod.register_buffer('B', B)
+    if r.B == 'fixed': mod.register_buffer('B', B)
     else: mod.register_parameter('B', nn.Parameter(B))
 
 def _feedback_args(mod:nn.Module) -> tuple:
-    "(the matrix passed in B's place, send the error through its sign?): sign symmetry feeds back sign(W), W detached."
-    if mod.rule == 'sign': return mod.weight.detach(), True
-    return mod.B, mod.rule == 'usign'
+    "(the matrix passed in B's place, send the error through its sign?), as the layer's rule says; (None, False): backprop."
+    return RULES[mod.rule].feedback(mod)
 
 def feedback_matrix(mod:nn.Module) -> torch.Tensor|None:
     "The matrix an FB layer sends its error through: W (bp), B (rf, urf), sign(B) (usign) or sign(W) (sign)."
-    if mod.rule == 'bp': return mod.weight.detach()
     M, use_sign = _feedback_args(mod)
+    if M is None: return mod.weight.detach()
     return M.detach().sign() if use_sign else M.detach()
 
 # %% ../nbs/04_feedback.ipynb #9d8d9db2
@@ -105,8 +178,9 @@ class FBLinear(nn.Linear):
         _init_feedback(self, rule)
 
     def forward(self, x):
-        if self.rule == 'bp' or getattr(self, '_as_bp', False): return F.linear(x, self.weight, self.bias)
-        return FBLinearFn.apply(x, self.weight, self.bias, *_feedback_args(self))
+        M, use_sign = (None, False) if getattr(self, '_as_bp', False) else _feedback_args(self)
+        if M is None: return F.linear(x, self.weight, self.bias)
+        return FBLinearFn.apply(x, self.weight, self.bias, M, use_sign)
 
     def extra_repr(self): return super().extra_repr() + f", rule={self.rule!r}"
 
@@ -122,13 +196,14 @@ class FBConv2d(nn.Conv2d):
         _init_feedback(self, rule)
 
     def forward(self, x):
-        if self.rule == 'bp' or getattr(self, '_as_bp', False): return super().forward(x)
+        M, use_sign = (None, False) if getattr(self, '_as_bp', False) else _feedback_args(self)
+        if M is None: return super().forward(x)
         padding = self.padding
         if self.padding_mode != 'zeros' or isinstance(padding, str):   # 'same'/'valid' or reflect/replicate/circular
             x = F.pad(x, self._reversed_padding_repeated_twice,
                       mode='constant' if self.padding_mode == 'zeros' else self.padding_mode)
             padding = (0, 0)
-        return FBConv2dFn.apply(x, self.weight, self.bias, *_feedback_args(self),
+        return FBConv2dFn.apply(x, self.weight, self.bias, M, use_sign,
                                 self.stride, padding, self.dilation, self.groups)
 
     def extra_repr(self): return super().extra_repr() + f", rule={self.rule!r}"
@@ -138,7 +213,7 @@ def convert(model:nn.Module, # any model; changed in place
             rule:str, # one of RULES
            ) -> nn.Module:
     "Swap every nn.Linear / nn.Conv2d (and FB layer) of `model` for `rule`'s layer, keeping the weights; return it."
-    check_choice(rule, 'rule', RULES)
+    get_rule(rule)
     if isinstance(model, (FBLinear, FBConv2d)):
         _init_feedback(model, rule, model.B); return model   # keeps B if the new rule has one
     if isinstance(model, (nn.Linear, nn.Conv2d)): return _swap(model, rule)
@@ -180,6 +255,18 @@ def bp_mode(model:nn.Module):
 def weight_angles(model:nn.Module) -> dict:
     "Angle in degrees between W and the matrix each non-BP FB layer sends its error through (B, sign(B) or sign(W))."
     return {n: angle(feedback_matrix(m), m.weight) for n, m in fb_layers(model).items() if m.rule != 'bp'}
+
+def param_groups(*modules:nn.Module) -> list:
+    "Optimizer parameter groups of `modules`: one for all parameters, except W and B of layers whose rule has weight decay."
+    decay, taken = {}, set()
+    for m in modules:
+        for l in fb_layers(m).values():
+            wd = RULES[l.rule].weight_decay
+            if not wd: continue
+            ps = [p for p in (l.weight, l.B) if isinstance(p, nn.Parameter) and id(p) not in taken]
+            decay.setdefault(wd, []).extend(ps); taken |= {id(p) for p in ps}
+    rest = [p for m in modules for p in m.parameters() if id(p) not in taken]
+    return [dict(params=rest)] + [dict(params=ps, weight_decay=wd, decoupled_weight_decay=True) for wd, ps in decay.items()]
 
 # %% ../nbs/04_feedback.ipynb #6ef75b4f
 def _layer_errors(model, loss_fn, batch) -> dict:

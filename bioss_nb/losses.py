@@ -13,8 +13,8 @@ from torch.autograd.function import once_differentiable
 from .core import check_choice
 
 # %% auto #0
-__all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'few_negatives_hinge', 'hinge_error', 'SimCLR', 'get_loss',
-           'PairwiseL1', 'pairwise_l1']
+__all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'few_negatives_hinge', 'hinge_error', 'SimCLR', 'SSLLoss',
+           'register_loss', 'get_loss', 'HingeLoss', 'SimCLRLoss', 'PairwiseL1', 'pairwise_l1']
 
 # %% ../nbs/03_losses.ipynb #f5941871
 def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
@@ -161,12 +161,63 @@ class SimCLR(nn.Module):
     def extra_repr(self): return f"tau={self.tau}"
 
 # %% ../nbs/03_losses.ipynb #59336711
-LOSSES = dict(hinge=ContrastiveHinge, simclr=SimCLR)
+class SSLLoss:
+    "How a run builds and uses a self-supervised loss: subclass, set `name` and what differs, then `register_loss(MyLoss())`."
+    name:str = ''                # the name `Config.loss` and `--loss` use
+    module:type|None = None      # the nn.Module class: module(z1, z2) -> scalar, on the two views' embeddings (B, D) each
+    fp32_only:bool = False       # refuses bf16 autocast
+    compile_ok:bool = True       # may be torch.compiled
+    ddp_ok:bool = True           # may run under torchrun (every loss sees the global batch there)
+    head_in_chain:bool = True    # the engine's networks end in the heads (False: the loss calls its heads itself)
+    batch_loss = None            # optional method (trainer, xb, l) -> loss: a loss that makes its own inputs (CLAPP)
 
-def get_loss(name:str, # 'hinge' or 'simclr'
+    def build(self, cfg) -> nn.Module|None:
+        "The loss module for the run's config (`cfg` holds every field: read yours, ignore the rest)."
+        return self.module()
+    def validate(self, cfg):
+        "Raise a `ValueError` naming the field if this loss cannot train `cfg`."
+    def encoder_kwargs(self, cfg) -> dict:
+        "Extra arguments for the encoder's constructor (CLAPP: 1-channel crops and its patch size)."
+        return {}
+    def heads(self, cfg, encoder) -> nn.ModuleList|None:
+        "The loss's own heads, one per trained block (None: the engine's projection heads); the engine applies the run's rule."
+        return None
+    def __repr__(self): return f"{type(self).__name__}(name={self.name!r})"
+
+LOSSES = {}    # every registered loss, by name
+
+def register_loss(loss:SSLLoss, # an instance of an `SSLLoss` subclass with its `name` set
+                  overwrite:bool=False) -> SSLLoss:
+    "Make `loss` available by name to `get_loss`, `Config` and the command line; returns it."
+    if not isinstance(loss, SSLLoss): raise ValueError(f"loss={loss!r} must be an instance of an SSLLoss subclass")
+    if not isinstance(loss.name, str) or not loss.name.isidentifier():
+        raise ValueError(f"loss.name={loss.name!r} must be a name such as 'vicreg' (letters, digits, underscores)")
+    if loss.name in LOSSES and not overwrite and type(LOSSES[loss.name]) is not type(loss):
+        raise ValueError(f"loss {loss.name!r} is already registered ({LOSSES[loss.name]!r}): pass overwrite=True to replace it")
+    LOSSES[loss.name] = loss
+    return loss
+
+def get_loss(name:str, # a registered loss: 'hinge', 'simclr', ...
              **kw) -> nn.Module: # passed to the loss's constructor
     "Build a contrastive loss by name."
-    return LOSSES[check_choice(name, 'name', LOSSES)](**kw)
+    spec = LOSSES[check_choice(name, 'name', LOSSES)]
+    if spec.module is None: raise ValueError(f"name={name!r} is a loss with its own heads and inputs, not a module of (z1, z2)")
+    return spec.module(**kw)
+
+class HingeLoss(SSLLoss):
+    "The paper's contrastive hinge, all negatives or few (`n_negs`), with or without `grad_block`."
+    name, module = 'hinge', ContrastiveHinge
+    def build(self, cfg): return ContrastiveHinge(tau=cfg.tau, delta=cfg.delta, n_negs=cfg.n_negs, grad_block=cfg.grad_block)
+    def validate(self, cfg):
+        if cfg.n_negs is not None and cfg.n_negs > cfg.batch_size:
+            raise ValueError(f"n_negs={cfg.n_negs} is larger than batch_size={cfg.batch_size}: a batch has at most batch_size - 1 negatives")
+
+class SimCLRLoss(SSLLoss):
+    "SimCLR's NT-Xent at temperature `simclr_tau`."
+    name, module = 'simclr', SimCLR
+    def build(self, cfg): return SimCLR(tau=cfg.simclr_tau)
+
+register_loss(HingeLoss()); register_loss(SimCLRLoss())
 
 # %% ../nbs/03_losses.ipynb #45a37403
 class PairwiseL1(torch.autograd.Function):

@@ -12,7 +12,7 @@ from .core import check_choice
 
 # %% auto #0
 __all__ = ['VGG6_WIDTHS', 'VGG6_TINY_WIDTHS', 'ENCODERS', 'Block', 'Encoder', 'conv6', 'vgg6', 'mnist_net', 'projection_head',
-           'head_for', 'vgg6_tiny', 'build_encoder', 'conv_macs']
+           'head_for', 'vgg6_tiny', 'register_encoder', 'build_encoder', 'conv_macs']
 
 # %% ../nbs/05_models.ipynb #de41c28d
 class Block(nn.Sequential):
@@ -100,9 +100,11 @@ class Encoder(nn.Module):
 
 # %% ../nbs/05_models.ipynb #7715e251
 def _apply_rule(model:nn.Module, rule:str) -> nn.Module:
-    if rule == 'bp': return model
-    from bioss_nb.feedback import convert
-    return convert(model, rule)
+    "`model` with its layers under `rule` (a rule that trains whole networks, such as DTP, builds them as its `layer_rule`)."
+    from bioss_nb.feedback import convert, get_rule
+    r = get_rule(rule)
+    name = r.layer_rule or r.name
+    return model if name == 'bp' else convert(model, name)
 
 # %% ../nbs/05_models.ipynb #e7a2ffed
 def conv6(rule:str='bp', # feedback rule for every layer: 'bp', 'rf', 'urf', 'sign' or 'usign'
@@ -175,7 +177,20 @@ def vgg6_tiny(rule:str='bp', **kw) -> Encoder:
     "VGG6 with a sixteenth of the channels: the same blocks and shapes, for CPUs."
     return vgg6(rule, widths=VGG6_TINY_WIDTHS, **kw)
 
-ENCODERS = dict(conv6=conv6, mnist=mnist_net, vgg6=vgg6, vgg6_tiny=vgg6_tiny)
+ENCODERS = {}    # every registered encoder constructor, by name
+
+def register_encoder(name:str, # the name `build_encoder`, `Config.encoder` and `--encoder` use
+                     fn, # fn(rule='bp', **kw) -> an `Encoder` (blocks by index, `out_shapes`, `head_features`)
+                     overwrite:bool=False):
+    "Make an encoder constructor available by name; returns `fn`."
+    if not isinstance(name, str) or not name.isidentifier(): raise ValueError(f"name={name!r} must be a name such as 'resnet_tiny'")
+    if not callable(fn): raise ValueError(f"fn={fn!r} must be callable as fn(rule='bp', **kw) -> Encoder")
+    if name in ENCODERS and not overwrite and ENCODERS[name] is not fn:
+        raise ValueError(f"encoder {name!r} is already registered: pass overwrite=True to replace it")
+    ENCODERS[name] = fn
+    return fn
+
+for _n, _f in dict(conv6=conv6, mnist=mnist_net, vgg6=vgg6, vgg6_tiny=vgg6_tiny).items(): register_encoder(_n, _f)
 
 def build_encoder(name:str, # one of ENCODERS: 'conv6', 'mnist', 'vgg6', 'vgg6_tiny'
                   rule:str='bp', # feedback rule

@@ -16,7 +16,10 @@ from fastcore.basics import patch
 from .core import get_device, seed_everything, check_choice, to_float, RULE_COLORS, NonFiniteLossError
 from .models import build_encoder, projection_head, head_for
 from .config import *
-from .config import _STL, _GRAY, _clapp_side
+from .config import _STL, _GRAY
+from .feedback import RULES, param_groups
+from .losses import LOSSES
+from .models import _apply_rule
 from .runs import *
 from .runs import _atomic_write, _fsync_dir, _StopSignals
 from .distributed import *
@@ -27,30 +30,17 @@ __all__ = ['build_networks', 'build_loss', 'prepare_images', 'speed_settings', '
 
 # %% ../nbs/07_train.ipynb #ce337455
 def build_networks(cfg:Config) -> tuple:
-    "(encoder, heads): heads is a ModuleList with one head (E2E) or one per block (GLL, RLL); for CLAPP, its losses."
-    kw = encoder_kwargs(cfg)
-    if cfg.loss == 'clapp':          # no projection head: the CLAPP losses' predictors W_k take the heads' place
-        from bioss_nb.clapp import clapp_losses
-        from bioss_nb.models import _apply_rule
-        enc = build_encoder(cfg.encoder, cfg.rule if cfg.schedule == 'e2e' else 'bp', **kw)
-        side, st = _clapp_side(cfg), cfg.clapp_patch // 2
-        heads = clapp_losses(enc, cfg.schedule, patch=cfg.clapp_patch, grid=(side - cfg.clapp_patch) // st + 1, n_negs=cfg.clapp_negs)
-        return enc, (heads if cfg.schedule == 'e2e' else _apply_rule(heads, cfg.rule))
-    if cfg.schedule == 'e2e':
-        r = 'bp' if cfg.rule == 'dtp' else cfg.rule
-        enc = build_encoder(cfg.encoder, r, **kw)
-        heads = nn.ModuleList([head_for(enc, -1, cfg.head_dim, r)])
-    else:
-        enc = build_encoder(cfg.encoder, 'bp', **kw)
-        heads = nn.ModuleList([head_for(enc, l, cfg.head_dim, cfg.rule) for l in range(len(enc))])
-    return enc, heads
+    "(encoder, heads): one head (E2E) or one per block (GLL, RLL), or the loss's own heads (CLAPP's predictors); all under the rule."
+    rule = RULES[cfg.rule].layer_rule or cfg.rule          # DTP's layers are plain BP layers
+    enc = build_encoder(cfg.encoder, rule if cfg.schedule == 'e2e' else 'bp', **encoder_kwargs(cfg))
+    own = LOSSES[cfg.loss].heads(cfg, enc)
+    if own is not None: return enc, _apply_rule(own, rule)  # every trained weight follows the run's rule
+    blocks = [-1] if cfg.schedule == 'e2e' else range(len(enc))
+    return enc, nn.ModuleList([head_for(enc, l, cfg.head_dim, rule) for l in blocks])
 
 def build_loss(cfg:Config) -> nn.Module|None:
-    "The SSL loss named by the config (None for CLAPP, whose losses are the `heads` of `build_networks`)."
-    from bioss_nb.losses import get_loss
-    if cfg.loss == 'clapp': return None
-    if cfg.loss == 'hinge': return get_loss('hinge', tau=cfg.tau, delta=cfg.delta, n_negs=cfg.n_negs, grad_block=cfg.grad_block)
-    return get_loss('simclr', tau=cfg.simclr_tau)
+    "The registered loss's module for the config (None for a loss whose heads are its losses, such as CLAPP)."
+    return LOSSES[cfg.loss].build(cfg)
 
 # %% ../nbs/07_train.ipynb #56b40a3e
 def prepare_images(cfg:Config, x:torch.Tensor) -> torch.Tensor:
@@ -64,7 +54,8 @@ def prepare_images(cfg:Config, x:torch.Tensor) -> torch.Tensor:
 def speed_settings(cfg:Config, device:torch.device) -> tuple:
     "(channels_last, precision) of a run on `device`: the config's; where it says None, bf16 on CUDA (NHWC only in fp32), fp32 elsewhere."
     cuda = torch.device(device).type == 'cuda'
-    prec = cfg.precision or ('bf16' if cuda and cfg.rule != 'dtp' and cfg.loss != 'clapp' else 'fp32')
+    fp32 = RULES[cfg.rule].fp32_only or LOSSES[cfg.loss].fp32_only
+    prec = cfg.precision or ('bf16' if cuda and not fp32 else 'fp32')
     return (cuda and prec == 'fp32' if cfg.channels_last is None else cfg.channels_last), prec
 
 def _stages(c:Config, L:int) -> list:
@@ -79,17 +70,17 @@ class Trainer:
                  data:torch.Tensor|None=None, # training images (N,C,H,W) uint8 or float; None: load `cfg.data`
                  callbacks:list|None=None): # objects with optional after_step/after_epoch/after_stage(trainer, info)
         self.cfg = cfg.validate()
+        self.rule_spec, self.loss_spec = RULES[cfg.rule], LOSSES[cfg.loss]    # the registered rule and loss
         self.rank, self.world = init_distributed(cfg.device)
         self.device = get_device(cfg.device)
         if self.world > 1:
             if self.device.type == 'cuda': self.device = torch.device('cuda', torch.cuda.current_device())
             if cfg.batch_size % self.world:
                 raise ValueError(f"batch_size={cfg.batch_size} must be a multiple of the {self.world} processes (the global batch is split evenly)")
-            if cfg.rule == 'dtp': raise ValueError("rule='dtp' runs in a single process: start it without torchrun")
-            if cfg.loss == 'clapp': raise ValueError("loss='clapp' runs in a single process: start it without torchrun")
+            for field, spec in (('rule', self.rule_spec), ('loss', self.loss_spec)):
+                if not spec.ddp_ok: raise ValueError(f"{field}={spec.name!r} runs in a single process: start it without torchrun")
         bl = cfg.batch_size // self.world
         self.local = slice(self.rank * bl, (self.rank + 1) * bl)    # this rank's rows of every global batch
-        self.gather = cfg.loss == 'simclr' or (cfg.loss == 'hinge' and cfg.n_negs is None)   # losses that need every rank's rows
         self.run_dir = Path(cfg.out)
         seed_everything(cfg.seed)
         if data is None:
@@ -105,16 +96,12 @@ class Trainer:
         self.L = len(self.encoder)
         self.loss_fn = build_loss(cfg)
         if self.loss_fn is not None: self.loss_fn.to(self.device)
-        self.dtp, self.opts = None, []
-        if cfg.rule == 'dtp':
-            from bioss_nb.dtp import DTP
-            self.dtp = DTP(self.encoder, self.heads[0], self.loss_fn, alpha=cfg.dtp_alpha, sigma=cfg.dtp_sigma,
-                           lr=cfg.lr, lr_inv=cfg.dtp_lr_inv, seed=cfg.seed)
+        self.method, self.opts = None, []       # a rule with its own step (DTP) trains through `method`
+        if self.rule_spec.own_step: self.method = self.rule_spec.method(self.encoder, self.heads, self.loss_fn, cfg)
         elif cfg.schedule == 'e2e':
-            self.opts = [torch.optim.Adam([*self.encoder.parameters(), *self.heads[0].parameters()], lr=cfg.lr)]
+            self.opts = [torch.optim.Adam(param_groups(self.encoder, self.heads[0]), lr=cfg.lr)]
         else:  # one optimizer per block: the block's weights and its head's (URF's B included)
-            self.opts = [torch.optim.Adam([*self.encoder[l].parameters(), *self.heads[l].parameters()], lr=cfg.lr)
-                         for l in range(self.L)]
+            self.opts = [torch.optim.Adam(param_groups(self.encoder[l], self.heads[l]), lr=cfg.lr) for l in range(self.L)]
         self.nets = self._wrap()
         self.g_loader = torch.Generator().manual_seed(cfg.seed)
         self.g_deform = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
@@ -128,10 +115,14 @@ class Trainer:
 
     def _wrap(self) -> list:
         "What each step calls: [encoder + head] (E2E) or [block l + head l for each l]; in DDP under torchrun, compiled if asked."
-        if self.cfg.schedule == 'e2e': chains = [_Chain(self.encoder, self.heads[0])]
-        else: chains = [_Chain(self.encoder[l], self.heads[l]) for l in range(self.L)]
-        if self.dtp is None: chains = [ddp_wrap(c, self.device) for c in chains]   # DDP under torchrun
+        parts = [(self.encoder, self.heads[0])] if self.cfg.schedule == 'e2e' else [(self.encoder[l], self.heads[l]) for l in range(self.L)]
+        chains = [_Chain(*(p if self.loss_spec.head_in_chain else p[:1])) for p in parts]   # CLAPP calls its heads itself
+        if self.method is None: chains = [ddp_wrap(c, self.device) for c in chains]   # DDP under torchrun
         return [torch.compile(c) for c in chains] if self.cfg.compile else chains
+    @property
+    def dtp(self):
+        "The rule's own training object when it has one (`DTP` for DTP), else None."
+        return self.method
     def _fresh_acc(self): return dict(loss=[0.] * self.L, n=[0] * self.L, t=0.)
 
     @property
@@ -161,30 +152,6 @@ def views(self:Trainer, xb:torch.Tensor) -> tuple:
         return two_crops(xb, generator=self.g_deform, size=c.crop_size, flip=c.flip)
     return two_views(xb, generator=self.g_deform, pairing=c.pairing, p=c.p, s=c.s, h=c.h, flip=c.flip, affine_frac=c.affine_frac)
 
-@patch
-def patches(self:Trainer, xb:torch.Tensor) -> torch.Tensor:
-    "CLAPP's input, one view per image cut into patches: a grayscale crop (views='crops') or the paper's deformation."
-    from bioss_nb.clapp import clapp_input, to_patches
-    c = self.cfg
-    if c.views == 'crops': x = clapp_input(xb, size=c.crop_size, flip=c.flip, generator=self.g_deform)
-    else:
-        from bioss_nb.deform import deform
-        x = deform(xb, p=c.p, s=c.s, h=c.h, flip=c.flip, affine_frac=c.affine_frac, generator=self.g_deform)
-    return to_patches(x, c.clapp_patch, c.clapp_patch // 2)
-
-@patch
-def step_clapp(self:Trainer, xb:torch.Tensor, l:int|None=None) -> float:
-    "One CLAPP update: E2E (l=None) through every block, or block l alone on its own feature map (blocks < l frozen)."
-    h = self.patches(xb)
-    if l is None: loss, opt = self.heads[0](self.encoder(h), generator=self.g_deform), self.opts[0]
-    else:
-        if l > 0:
-            with torch.no_grad(): h = self.encoder.forward_to(h, l - 1)      # h_{l-1}, no graph
-        loss, opt = self.heads[l](self.encoder[l](h), generator=self.g_deform), self.opts[l]   # CLAPP on block l's map
-    v = self._check(loss)
-    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    return v
-
 # %% ../nbs/07_train.ipynb #9e4a14e5
 @patch
 def _check(self:Trainer, loss, what:str|None=None) -> float:
@@ -203,8 +170,8 @@ def _autocast(self:Trainer):
 
 @patch
 def _global(self:Trainer, z1, z2) -> tuple:
-    "Under torchrun, every rank's embeddings (with their gradient) for the losses that compare all pairs; else unchanged."
-    return (gather_rows(z1), gather_rows(z2)) if self.world > 1 and self.gather else (z1, z2)
+    "Under torchrun, every rank's embeddings (with their gradient): every loss sees the global batch; else unchanged."
+    return (gather_rows(z1), gather_rows(z2)) if self.world > 1 else (z1, z2)
 
 @patch
 def _loss(self:Trainer, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
@@ -215,12 +182,19 @@ def _loss(self:Trainer, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
         self._check(float('nan'), what='the embeddings hold NaN or infinite values')
 
 @patch
+def _update(self:Trainer, loss:torch.Tensor, opt) -> float:
+    "Check the loss, then one optimizer step on its gradient; the loss as a float."
+    v = self._check(loss)
+    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    return v
+
+@patch
 def step_e2e(self:Trainer, xb:torch.Tensor) -> float:
     "One E2E update: loss(z1, z2) with z = head(encoder(view)), all blocks and the head updated."
-    if self.cfg.loss == 'clapp': return self.step_clapp(xb)
+    if self.loss_spec.batch_loss is not None: return self._update(self.loss_spec.batch_loss(self, xb, None), self.opts[0])
     v1, v2 = self.views(xb)
-    if self.dtp is not None:
-        try: out = self.dtp.step(v1, v2, check=lambda vals: [self._check(v) for v in vals])   # checked before any step
+    if self.method is not None:                                        # the rule's own step (DTP's targets)
+        try: out = self.method.step(v1, v2, check=lambda vals: [self._check(v) for v in vals])   # checked before any step
         except ValueError as e:
             if 'NaN or inf' not in str(e): raise
             self._check(float('nan'), what='the embeddings hold NaN or infinite values')
@@ -228,15 +202,12 @@ def step_e2e(self:Trainer, xb:torch.Tensor) -> float:
     if self.world > 1: v1, v2 = v1[self.local], v2[self.local]          # this rank's slice of the global batch
     with self._autocast():
         z1, z2 = self.nets[0](torch.cat([v1, v2])).chunk(2)
-    loss = self._loss(*self._global(z1.float(), z2.float()))
-    v = self._check(loss)
-    opt = self.opts[0]; opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    return v
+    return self._update(self._loss(*self._global(z1.float(), z2.float())), self.opts[0])
 
 @patch
 def step_layer(self:Trainer, xb:torch.Tensor, l:int) -> float:
     "One layer-wise update of block `l`: blocks < l frozen under no_grad, loss at head_l, only block l and head_l move."
-    if self.cfg.loss == 'clapp': return self.step_clapp(xb, l)
+    if self.loss_spec.batch_loss is not None: return self._update(self.loss_spec.batch_loss(self, xb, l), self.opts[l])
     v1, v2 = self.views(xb)
     if self.world > 1: v1, v2 = v1[self.local], v2[self.local]
     h = torch.cat([v1, v2])
@@ -244,10 +215,7 @@ def step_layer(self:Trainer, xb:torch.Tensor, l:int) -> float:
         with torch.no_grad(), self._autocast(): h = self.encoder.forward_to(h, l - 1)      # h_{l-1}, no graph
     with self._autocast():
         z1, z2 = self.nets[l](h.float() if h.dtype != torch.float32 else h).chunk(2)   # z = head_l(f_l(h_{l-1}))
-    loss = self._loss(*self._global(z1.float(), z2.float()))
-    v = self._check(loss)
-    opt = self.opts[l]; opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    return v
+    return self._update(self._loss(*self._global(z1.float(), z2.float())), self.opts[l])
 
 # %% ../nbs/07_train.ipynb #9eb786dc
 @patch
@@ -258,7 +226,7 @@ def state_dict(self:Trainer) -> dict:
     if torch.cuda.is_available() and self.device.type == 'cuda': rng['cuda'] = torch.cuda.get_rng_state_all()
     return dict(version=1, config=asdict(self.cfg), pos=dict(self.pos), done=self.done,
                 encoder=self.encoder.state_dict(), heads=self.heads.state_dict(),
-                opts=[o.state_dict() for o in self.opts], dtp=self.dtp.state_dict() if self.dtp is not None else {},
+                opts=[o.state_dict() for o in self.opts], method=self.method.state_dict() if self.method is not None else {},
                 rng=rng, perm=self.perm if self.perm is not None else torch.empty(0, dtype=torch.long),
                 acc=dict(self._acc), layer_seq=torch.tensor(self.layer_seq, dtype=torch.int16),
                 watch=dict(first={str(k): v for k, v in self.watch['first'].items()}, exploded=list(self.watch['exploded'])))
@@ -269,7 +237,7 @@ def load_state_dict(self:Trainer, sd:dict):
     try:
         self.encoder.load_state_dict(sd['encoder']); self.heads.load_state_dict(sd['heads'])
         for o, s in zip(self.opts, sd['opts']): o.load_state_dict(s)
-        if self.dtp is not None: self.dtp.load_state_dict(sd['dtp'])
+        if self.method is not None: self.method.load_state_dict(sd['method'] if 'method' in sd else sd['dtp'])   # 'dtp': older runs
     except (RuntimeError, KeyError, ValueError) as e:
         raise RunFolderError(f"the checkpoint in {self.run_dir} does not fit this run's networks "
                              f"({str(e).splitlines()[0][:120]}): start afresh with --restart, or use another --out") from None

@@ -136,7 +136,8 @@ def test_print_config_help_and_version(capsys):
     assert printed['rule'] == 'rf' and printed['encoder'] == 'conv6' and printed['n_negs'] == 5   # the preset's values
     assert main(['train', '--preset', 'digits', '--help']) == 0
     h = ' '.join(capsys.readouterr().out.split())
-    assert 'default: conv6' in h and '{bp,rf,urf,sign,usign,dtp}' in h
+    from bioss_nb.feedback import RULES
+    assert 'default: conv6' in h and '{' + ','.join(RULES) + '}' in h and '{hinge,simclr,clapp' in h   # the registered names
     assert main(['--help']) == 0 and 'BIOSS_DATA' in capsys.readouterr().out
     assert main(['--version']) == 0
     from bioss_nb import __version__
