@@ -66,6 +66,13 @@ BEYOND_ROWS = [Row(f'{k}-e2e-{r}', lab, var, 'E2E', u, dict(o, schedule='e2e', r
                                       ('hinge5gb', 'Contr. Hinge', '5 + grad block', dict(loss='hinge', **_GB5)),
                                       ('simclr', 'SimCLR', 'all', dict(loss='simclr')))
                for r, u in (('urf', 'URF'), ('sign', 'sign'), ('usign', 'usign'))]
+# two rules added through the public contract (`register_rule`, chapter 04): Kolen-Pollack E2E and GLL (its head's B
+# follows W), direct feedback alignment E2E (layer-wise, DFA is RF)
+BEYOND_ROWS += [Row(f'{k}-{s}-{r}', lab, var, s.upper(), u, dict(o, schedule=s, rule=r), None, _NEW)
+                for k, lab, var, o in (('hinge', 'Contr. Hinge', 'all', dict(loss='hinge', **_ALL)),
+                                       ('hinge5gb', 'Contr. Hinge', '5 + grad block', dict(loss='hinge', **_GB5)),
+                                       ('simclr', 'SimCLR', 'all', dict(loss='simclr')))
+                for s, r, u in (('e2e', 'kp', 'KP'), ('gll', 'kp', 'KP'), ('e2e', 'dfa', 'DFA'))]
 RANDOM = Row('random', 'Rnd. encoder', '-', '-', '-', None, 61.23, _T1)
 SUPERVISED = Row('supervised', 'Supervised (labels)', '-', 'E2E', 'BP', None, None, _NEW)
 # CLAPP on CIFAR (Table 1, "with our deformations"): one deformed view per image, 8x8 patches of the 32x32 image
