@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## Re-pin constraints.txt to what .venv holds now (after changing dependencies and testing them).
 lock:
-	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^-e ' > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check | $(BIN)/python tools/lock.py constraints.txt
 
 ## The main job on the embedded default data (mnist5k).
 demo: $(STAMP)

@@ -1,4 +1,4 @@
-"""The paper's other baseline: CLAPP's patch-based predictive hinge loss, end to end and block by block, beside the contrastive hinge.
+"""The paper's other baseline: the authors' variant of CLAPP's patch-based predictive hinge loss, end to end and block by block, beside the contrastive hinge.
 
 Docs: https://bioss-nb.github.io/bioss_nb/clapp.html.md"""
 

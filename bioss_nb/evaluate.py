@@ -17,7 +17,8 @@ from .models import build_encoder
 from .train import Config, get_config, load_encoder, train, _atomic_write
 
 # %% auto #0
-__all__ = ['features', 'linear_probe', 'probe_data', 'probe', 'random_encoder', 'train_supervised', 'evaluate_run']
+__all__ = ['features', 'linear_probe', 'probe_data', 'probe', 'probe_train_views', 'probe_random_crops', 'random_encoder',
+           'train_supervised', 'evaluate_run']
 
 # %% ../nbs/08_eval.ipynb #02d88326
 @torch.no_grad()
@@ -79,11 +80,12 @@ def _probe_data_cached(name, n_probe, perturb_seed, rot, shift, scale, rgb32=Fal
     if n_probe: xtr, ytr = xtr[:n_probe], ytr[:n_probe]
     xp = perturb(to_float(xte), rot=rot, shift=shift, scale=scale, generator=torch.Generator().manual_seed(perturb_seed))
     if rgb32: xtr, xte, xp = to_rgb32(xtr), to_rgb32(xte), to_rgb32(xp)   # perturbed first: the same digits as unpadded
+    full = xtr
     if crop:                                  # STL10-sized images: the probe reads the central crop (CLAPP: grayscale, normalised)
         from bioss_nb.crops import center_crop
         from bioss_nb.clapp import clapp_center
         xtr, xte, xp = ((clapp_center(v, crop) if clapp else center_crop(v, crop)) for v in (xtr, xte, xp))
-    return dict(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, x_perturbed=xp)
+    return dict(x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, x_perturbed=xp, **({'x_train_full': full} if crop else {}))
 
 def probe_data(cfg:Config) -> dict:
     "x_train, y_train, x_test, y_test and x_perturbed (the test images after `perturb`) for `cfg`'s probe."
@@ -99,6 +101,7 @@ def probe(encoder:nn.Module, # the (frozen) encoder to score
           device=None) -> dict:
     "{block: {'clean': acc, 'perturbed': acc, 'train': acc, 'dim': D}} for each probed block."
     d = probe_data(cfg)
+    if cfg.probe_crops == 'random' and 'x_train_full' in d: return probe_random_crops(encoder, cfg, layers, device)
     device = get_device(device if device is not None else cfg.device)
     encoder = encoder.to(device)
     layers = [len(encoder) - 1] if layers is None else list(layers)
@@ -110,6 +113,50 @@ def probe(encoder:nn.Module, # the (frozen) encoder to score
                          progress=cfg.progress)
         out[l] = dict(clean=r['clean'], perturbed=r['perturbed'], train=r['train'], dim=ftr[k].shape[1])
     return out
+
+# %% ../nbs/08_eval.ipynb #a438ee13
+def probe_train_views(x:torch.Tensor, # training images (N, C, H, W), uint8 or float (STL10: 96x96)
+                      size:int, # crop side (64)
+                      generator:torch.Generator|None=None,
+                      clapp:bool=False) -> torch.Tensor: # CLAPP's probe: grayscale and normalised, as `clapp_center`
+    "The authors' probe training views: a random size x size window of every image, flipped left-right with probability 1/2."
+    from bioss_nb.clapp import random_crop, STL10_GRAY
+    from bioss_nb.deform import _hflip
+    from bioss_nb.crops import gray
+    v = _hflip(to_float(random_crop(x, size, generator)), 0.5, generator)
+    if clapp: v = ((gray(v) if v.shape[1] == 3 else v) - STL10_GRAY[0]) / STL10_GRAY[1]
+    return v
+
+def probe_random_crops(encoder:nn.Module, cfg:Config, layers:list|None=None, device=None) -> dict:
+    "`probe` with the authors' STL10 training views (`probe_train_views`, new every epoch); tests on central crops."
+    d = probe_data(cfg)
+    device = get_device(device if device is not None else cfg.device)
+    encoder = encoder.to(device)
+    layers = [len(encoder) - 1] if layers is None else list(layers)
+    tests = {k: features(encoder, d[f'x_{k}'], layers) for k in ('test', 'perturbed')}
+    x, y = d['x_train_full'], d['y_train'].to(device)
+    n_classes = int(max(d['y_train'].max(), d['y_test'].max())) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        clfs = [nn.Linear(f.shape[1], n_classes).to(device) for f in tests['test']]
+    opts = [torch.optim.Adam(c.parameters(), lr=cfg.probe_lr) for c in clfs]
+    g = torch.Generator().manual_seed(cfg.seed)
+    n, bs = len(x), min(cfg.probe_batch, len(x))
+    clapp = cfg.loss == 'clapp' and cfg.views == 'crops'
+    train_acc = [0.] * len(layers)
+    for ep in tqdm(range(cfg.probe_epochs), desc='probe', disable=not cfg.progress, leave=False, dynamic_ncols=True):
+        perm, last = torch.randperm(n, generator=g), ep == cfg.probe_epochs - 1
+        for i in range(0, n - bs + 1, bs):
+            idx = perm[i:i + bs]
+            fs = features(encoder, probe_train_views(x[idx], cfg.crop_size, g, clapp), layers)
+            for k, (clf, opt) in enumerate(zip(clfs, opts)):
+                out = clf(fs[k]); loss = F.cross_entropy(out, y[idx.to(device)])
+                opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+                if last: train_acc[k] += (out.argmax(1) == y[idx.to(device)]).sum().item() / (n // bs * bs)
+    with torch.no_grad():
+        acc = lambda k, f: (clfs[k](f[k]).argmax(1) == d['y_test'].to(device)).float().mean().item()
+        return {l: dict(clean=acc(k, tests['test']), perturbed=acc(k, tests['perturbed']), train=train_acc[k],
+                        dim=tests['test'][k].shape[1]) for k, l in enumerate(layers)}
 
 # %% ../nbs/08_eval.ipynb #dd73fc4b
 def random_encoder(cfg:Config) -> nn.Module:

@@ -16,10 +16,10 @@ from .evaluate import evaluate_run, probe, random_encoder, train_supervised
 
 # %% auto #0
 __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_ROWS', 'RANDOM', 'SUPERVISED', 'CLAPP_T1_ROWS',
-           'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'TOL', 'SEVERAL', 'CLAIMS', 'CLAIM_ROWS', 'DEMO',
-           'DEMO_MARGIN', 'Row', 'grid_rows', 'claim_verdicts', 'claim_summary', 'claims_table', 'plot_claims',
-           'write_claims', 'row_config', 'run_row', 'make_table', 'summarise', 'plot_table', 'plot_pairs', 'run_grid',
-           'demo_verdict', 'layerwise_probes']
+           'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'MIN_SEEDS', 'TOL', 'SEVERAL', 'CLAIMS', 'CLAIM_ROWS',
+           'TINY_NET', 'CONV6_NET', 'DEMO', 'DEMO_MARGIN', 'Row', 'grid_rows', 'claim_verdicts', 'claim_summary',
+           'claims_table', 'plot_claims', 'write_claims', 'stored_claims', 'row_config', 'run_row', 'make_table',
+           'summarise', 'plot_table', 'plot_pairs', 'run_grid', 'demo_verdict', 'layerwise_probes', 'effective_dims']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ def grid_rows(grid:str='default', # a name in GRID_NAMES
     return list(GRID)
 
 # %% ../nbs/09_experiments.ipynb #e36b92bc
+MIN_SEEDS = 3            # a verdict from fewer seeds is shown, and marked as not a result
 TOL, SEVERAL = 1.5, 2.   # points: "within about 1.5 points" (claims 3, 4, 6, 7, 8) and "several points" (claim 2)
 
 def _acc(results:list, metric:str='perturbed') -> dict:
@@ -138,18 +139,19 @@ def _ms_pts(d:list) -> tuple:
     return m, (math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else 0.)
 
 def _above(d:list, by:float=0.) -> str:
-    "a - b > by: 'holds' when every seed agrees, 'does not hold' when every seed disagrees, else 'within noise'."
+    "a - b > by: 'holds' when every seed agrees and the mean clears `by` by more than the seeds' spread, 'does not hold' in the mirror case, else 'within noise'."
     if not d: return 'not run'
-    if all(x > by for x in d): return 'holds'
-    if all(x <= by for x in d) and not (by == 0 and all(x == 0 for x in d)): return 'does not hold'
+    m, s = _ms_pts(d)
+    if all(x > by for x in d) and m - by > s: return 'holds'
+    if all(x <= by for x in d) and by - m > s: return 'does not hold'
     return 'within noise'
 
 def _close(d:list, tol:float=TOL) -> str:
-    "|a - b| <= tol: 'holds' when the mean difference is within tol, 'does not hold' when every seed is beyond it on one side."
+    "|a - b| <= tol: 'holds' when the mean difference is within tol, 'does not hold' when every seed is beyond it on one side and the mean by more than the spread."
     if not d: return 'not run'
-    m, _ = _ms_pts(d)
+    m, s = _ms_pts(d)
     if abs(m) <= tol: return 'holds'
-    if all(x > tol for x in d) or all(x < -tol for x in d): return 'does not hold'
+    if (all(x > tol for x in d) or all(x < -tol for x in d)) and abs(m) - tol > s: return 'does not hold'
     return 'within noise'
 
 def _all(vs:list) -> str:
@@ -176,7 +178,7 @@ CLAIMS = [
     (1, "Self-supervised training, with any rule and schedule, beats the random encoder"),
     (2, "E2E BP beats E2E RF by several points"),
     (3, "GLL and RLL with BP come within about 1.5 points of E2E BP"),
-    (4, "URF matches BP under GLL and RLL"),
+    (4, "URF matches BP under GLL and RLL (the paper reports one BP/URF row)"),
     (5, "Under GLL and RLL, RF closes much of its gap to BP"),
     (6, "DTP comes close to BP with all negatives, and falls behind with the gradient block and 5 negatives"),
     (7, "SimCLR and the contrastive hinge give nearly the same accuracy under each rule and schedule"),
@@ -186,50 +188,54 @@ CLAIM_ROWS = ['random'] + _SSL_KEYS + _HEAD_KEYS[1:]
 
 def claim_verdicts(results:list, # run_row outputs (failed rows are left out)
                    metric:str='perturbed', # the accuracy the verdicts read: 'perturbed' or 'clean'
+                   hinge:str='hinge', # the rows that stand for the hinge in claims 1-5 and 7: 'hinge' (all negatives) or 'hinge5gb'
                   ) -> list:
     "For each of the paper's claims: its verdict on these runs ('holds', 'does not hold', 'within noise', 'not run') and the quantities behind it."
-    A, out = _acc(results, metric), []
+    check_choice(hinge, 'hinge', ('hinge', 'hinge5gb'))
+    A, out, H = _acc(results, metric), [], hinge
+    ssl = list(dict.fromkeys([f'{H}-{s}-{r}' for s, r, *_ in _PAPER] + _SSL_KEYS[9:]))   # + 5-negatives E2E and SimCLR rows
     P = lambda a, b: _P[a] - _P[b]
     for cid, text in CLAIMS:
         if cid == 1:
-            qs = [_q(f"{k} - random", _diffs(A, k, 'random'), P(k, 'random')) for k in _SSL_KEYS]
-            v = _all([_above(q['d']) for q in qs])
+            qs = [_q(f"{k} - random", _diffs(A, k, 'random'), P(k, 'random')) for k in ssl]
+            parts = [_above(q['d']) for q in qs]
         elif cid == 2:
-            qs = [_q('hinge E2E: BP - RF', _diffs(A, 'hinge-e2e-bp', 'hinge-e2e-rf'), P('hinge-e2e-bp', 'hinge-e2e-rf'))]
-            v = _above(qs[0]['d'], SEVERAL)
+            qs = [_q(f'{H} E2E: BP - RF', _diffs(A, f'{H}-e2e-bp', f'{H}-e2e-rf'), P(f'{H}-e2e-bp', f'{H}-e2e-rf'))]
+            parts = [_above(qs[0]['d'], SEVERAL)]
         elif cid == 3:
-            qs = [_q(f'hinge: {s.upper()} BP - E2E BP', _diffs(A, f'hinge-{s}-bp', 'hinge-e2e-bp'), P(f'hinge-{s}-bp', 'hinge-e2e-bp'))
+            qs = [_q(f'{H}: {s.upper()} BP - E2E BP', _diffs(A, f'{H}-{s}-bp', f'{H}-e2e-bp'), P(f'{H}-{s}-bp', f'{H}-e2e-bp'))
                   for s in ('gll', 'rll')]
-            v = _all([_above(q['d'], -TOL) for q in qs])
+            parts = [_above(q['d'], -TOL) for q in qs]
         elif cid == 4:
-            qs = [_q(f'hinge {s.upper()}: URF - BP', _diffs(A, f'hinge-{s}-urf', f'hinge-{s}-bp'), 0.) for s in ('gll', 'rll')]
-            v = _all([_close(q['d']) for q in qs])
+            qs = [_q(f'{H} {s.upper()}: URF - BP', _diffs(A, f'{H}-{s}-urf', f'{H}-{s}-bp'), None) for s in ('gll', 'rll')]
+            parts = [_close(q['d']) for q in qs]
         elif cid == 5:
-            qs, vs = [], []
-            e2e = _diffs(A, 'hinge-e2e-bp', 'hinge-e2e-rf')
+            qs, parts = [], []
+            e2e = _diffs(A, f'{H}-e2e-bp', f'{H}-e2e-rf')
             for s in ('gll', 'rll'):
-                ll = _diffs(A, f'hinge-{s}-bp', f'hinge-{s}-rf')
-                qs.append(_q(f'hinge: BP-RF gap, E2E minus {s.upper()}', [a - b for a, b in zip(e2e, ll)],
-                             P('hinge-e2e-bp', 'hinge-e2e-rf') - P(f'hinge-{s}-bp', f'hinge-{s}-rf')))
+                ll = _diffs(A, f'{H}-{s}-bp', f'{H}-{s}-rf')
+                qs.append(_q(f'{H}: BP-RF gap, E2E minus {s.upper()}', [a - b for a, b in zip(e2e, ll)],
+                             P(f'{H}-e2e-bp', f'{H}-e2e-rf') - P(f'{H}-{s}-bp', f'{H}-{s}-rf')))
                 # "much of the gap": the layer-wise gap is at most two thirds of the E2E gap, in every seed
-                vs.append('not run' if not ll else _above([a - 1.5 * b for a, b in zip(e2e, ll)]) if _above(e2e) == 'holds'
+                parts.append('not run' if not ll else _above([a - 1.5 * b for a, b in zip(e2e, ll)]) if _above(e2e) == 'holds'
                           else 'within noise')
-            v = _all(vs)
         elif cid == 6:
             qs = [_q('all negatives: DTP - BP', _diffs(A, 'hinge-e2e-dtp', 'hinge-e2e-bp'), P('hinge-e2e-dtp', 'hinge-e2e-bp')),
                   _q('5 negatives + grad block: DTP - BP', _diffs(A, 'hinge5gb-e2e-dtp', 'hinge5gb-e2e-bp'),
                      P('hinge5gb-e2e-dtp', 'hinge5gb-e2e-bp'))]
-            v = _all([_above(qs[0]['d'], -TOL), _above([-x for x in qs[1]['d']], TOL) if qs[1]['d'] else 'not run'])
+            parts = [_above(qs[0]['d'], -TOL), _above([-x for x in qs[1]['d']], TOL) if qs[1]['d'] else 'not run']
         elif cid == 7:
             pairs = [('e2e', 'bp'), ('e2e', 'rf'), ('e2e', 'dtp'), ('gll', 'bp'), ('gll', 'rf'), ('rll', 'bp'), ('rll', 'rf')]
-            qs = [_q(f'{s.upper()} {r.upper()}: SimCLR - hinge', _diffs(A, f'simclr-{s}-{r}', f'hinge-{s}-{r}'),
-                     P(f'simclr-{s}-{r}', f'hinge-{s}-{r}')) for s, r in pairs]
-            v = _all([_close(q['d']) for q in qs])
+            qs = [_q(f'{s.upper()} {r.upper()}: SimCLR - hinge', _diffs(A, f'simclr-{s}-{r}', f'{H}-{s}-{r}'),
+                     P(f'simclr-{s}-{r}', f'{H}-{s}-{r}')) for s, r in pairs]
+            parts = [_close(q['d']) for q in qs]
         else:
             qs = [_q(f'head {k.split("head")[1]} - head 64', _diffs(A, k, 'simclr-e2e-bp'), _P[k] - _P64) for k in _HEAD_KEYS[1:]]
-            v = _all([_close(q['d']) for q in qs])
-        for q in qs: q['mean'], q['std'] = _ms_pts(q['d']) if q['d'] else (None, None)
-        out.append(dict(id=cid, claim=text, verdict=v, metric=metric, seeds=sorted({s for k in A for s in A[k]}), quantities=qs))
+            parts = [_close(q['d']) for q in qs]
+        v, n_run = _all(parts), sum(p != 'not run' for p in parts)
+        for q, p in zip(qs, parts): q['mean'], q['std'], q['verdict'] = (*(_ms_pts(q['d']) if q['d'] else (None, None)), p)
+        n_seeds = min([len(q['d']) for q in qs if q['d']], default=0)
+        out.append(dict(id=cid, claim=text, verdict=v, parts=f'{n_run} of {len(parts)}', n_seeds=n_seeds, metric=metric, seeds=sorted({s for k in A for s in A[k]}), quantities=qs))
     return out
 
 def _fmt(q, paper=False):
@@ -240,7 +246,7 @@ def _fmt(q, paper=False):
 def claim_summary(c:dict, paper:bool=False) -> str:
     "One cell of the claims table: the quantities behind a verdict (claim 1: how many rows, and the smallest margin)."
     qs = [q for q in c['quantities'] if (q['paper'] if paper else q['mean']) is not None]
-    if not qs: return '-'
+    if not qs: return 'one row for both (BP/URF)' if paper and c['id'] == 4 else '-'
     if c['id'] == 1:
         key = 'paper' if paper else 'mean'
         worst = min(qs, key=lambda q: q[key])
@@ -256,27 +262,35 @@ def claims_table(nets:dict, # column title -> claim_verdicts(...) of one network
     lines = [head, '|' + '---|' * (3 + 2 * len(nets))]
     for i, c in enumerate(first):
         cells = [str(c['id']), c['claim'], claim_summary(c, paper=True)]
-        for vs in nets.values(): cells += [claim_summary(vs[i]), f"**{vs[i]['verdict']}**"]
+        for vs in nets.values():
+            p = vs[i]['parts']
+            few = 0 < vs[i]['n_seeds'] < MIN_SEEDS
+            cells += [claim_summary(vs[i]), f"**{vs[i]['verdict']}**" + ('' if p.split(' of ')[0] in ('0', p.split(' of ')[1]) else f' ({p} parts run)')
+                      + (f" (from {vs[i]['n_seeds']} seed{'s' * (vs[i]['n_seeds'] > 1)}: fewer than {MIN_SEEDS}, not a result)" if few else '')]
         lines.append('| ' + ' | '.join(cells) + ' |')
     seeds = {n: vs[0]['seeds'] for n, vs in nets.items()}
-    return '\n'.join(lines) + ('\n\nDifferences of accuracy on the ' + first[0]['metric'] + ' test digits, mean ± std over seeds ' +
-                               '; '.join(f"{n}: {', '.join(map(str, s)) or 'none'}" for n, s in seeds.items()) +
-                               f". A verdict holds when every seed agrees; within noise when the seeds disagree. Thresholds: "
+    return '\n'.join(lines) + ('\n\nDifferences of accuracy on the ' + first[0]['metric'] + ' test digits in points, mean ± std over seeds (' +
+                               '; '.join(f"{n}: seeds {', '.join(map(str, s)) or 'none'}" for n, s in seeds.items()) + ')' +
+                               f". A claim holds when every seed agrees with it and the mean clears the threshold by more than the seeds' "
+                               f"standard deviation; does not hold in the mirror case; is within noise otherwise. Thresholds: "
                                f"{TOL:g} points for 'within about', {SEVERAL:g} for 'several'.\n")
 
-def plot_claims(verdicts:list, path:str|Path|None=None, title:str='The paper\'s claims: our differences (bars, mean ± std) and the paper\'s (diamonds)'):
-    "One panel per claim: each measured difference in points with its spread, the paper's as a diamond."
+def plot_claims(verdicts:list, path:str|Path|None=None, title:str="The paper's claims: our differences (bars, mean ± std) and the paper's (diamonds)"):
+    "One panel per claim: each measured difference in points with its spread, coloured by its own verdict; the paper's as a diamond; the threshold dashed."
     import matplotlib.pyplot as plt
     colors = {'holds': '#2a9d8f', 'does not hold': '#e76f51', 'within noise': '#adb5bd', 'not run': '#ffffff'}
+    lines = {1: [0], 2: [SEVERAL], 3: [-TOL], 4: [-TOL, TOL], 6: [-TOL], 7: [-TOL, TOL], 8: [-TOL, TOL]}
     fig, axs = plt.subplots(2, 4, figsize=(16, 7.5))
     for ax, c in zip(axs.flat, verdicts):
         qs = c['quantities'] if c['id'] != 1 else sorted(c['quantities'], key=lambda q: q['mean'] if q['mean'] is not None else 0)
-        ys = range(len(qs))
-        ax.barh(list(ys), [q['mean'] or 0 for q in qs], xerr=[q['std'] or 0 for q in qs], color=colors[c['verdict']], alpha=.9)
-        ax.plot([q['paper'] if q['paper'] is not None else float('nan') for q in qs], list(ys), 'D', color='gold', mec='k', ms=5)
+        ys = list(range(len(qs)))
+        ax.barh(ys, [q['mean'] or 0 for q in qs], xerr=[q['std'] or 0 for q in qs], color=[colors[q['verdict']] for q in qs], alpha=.9)
+        ax.plot([q['paper'] if q['paper'] is not None else float('nan') for q in qs], ys, 'D', color='gold', mec='k', ms=5)
         ax.axvline(0, color='k', lw=.8)
-        ax.set_yticks(list(ys)); ax.set_yticklabels([q['label'] for q in qs], fontsize=7 if len(qs) > 8 else 8)
-        ax.set_title(f"{c['id']}. {c['verdict']}", fontsize=10, loc='left')
+        for x in lines.get(c['id'], []): ax.axvline(x, color='k', lw=.8, ls='--')
+        ax.set_yticks(ys); ax.set_yticklabels([q['label'] for q in qs], fontsize=7 if len(qs) > 8 else 8)
+        ax.set_title(f"{c['id']}. {c['verdict']}" + ('' if c['parts'].split(' of ')[0] in ('0', c['parts'].split(' of ')[1]) else f" ({c['parts']} run)"),
+                     fontsize=10, loc='left')
         ax.set_xlabel('points', fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
@@ -291,6 +305,22 @@ def write_claims(results:list, out:str|Path, name:str) -> list:
     plot_claims(vs, out / 'claims.png')
     return vs
 
+
+# %% ../nbs/09_experiments.ipynb #7d970062
+TINY_NET, CONV6_NET = 'mnist_net, `tiny`', 'CONV6, `digits`'
+
+def stored_claims(folder:str|Path='results', # the course's stored results (nbs/results)
+                 ) -> dict:
+    "The claims' verdicts on the course's stored runs: mnist_net (the claims grid on `tiny`) and CONV6 (`digits`: its E2E rows, and GLL from the probe study)."
+    folder = Path(folder)
+    load = lambda f: [json.loads(l) for l in (folder / f).read_text().splitlines()] if (folder / f).exists() else []
+    conv6 = [r for r in load('digits_results.jsonl') if r['key'] in ('random', 'hinge5gb-e2e-bp', 'hinge5gb-e2e-rf', 'simclr-e2e-bp')]
+    for f in sorted(folder.glob('conv6_gll_probes_hinge5gb_s*.json')):      # GLL BP at the paper's budget: its last block, probed
+        rec = json.loads(f.read_text()); last = str(len(rec['init']) - 1)
+        if last in rec['after']:
+            conv6.append(dict(key='hinge5gb-gll-bp', seed=rec['config']['seed'], clean=rec['after'][last]['clean'] / 100,
+                              perturbed=rec['after'][last]['perturbed'] / 100))
+    return {TINY_NET: claim_verdicts(load('claims_tiny_results.jsonl')), CONV6_NET: claim_verdicts(conv6, hinge='hinge5gb')}
 
 # %% ../nbs/09_experiments.ipynb #344bbb20
 GRIDS['claims'] = [ROWS[k] for k in CLAIM_ROWS]     # the rows that decide the claims (the 64-unit head is simclr-e2e-bp)
@@ -394,7 +424,9 @@ def plot_table(results:list, path:str|Path|None=None, title:str='Linear probe ac
     import matplotlib.pyplot as plt
     results = [x for x in results if 'error' not in x]
     keys = [k for k in ROWS if any(x['key'] == k for x in results)]
-    fig, ax = plt.subplots(figsize=(2.8 + 0.55 * len(keys), 4.0))
+    import textwrap
+    w = max(5.5, 2.8 + 0.55 * len(keys))                # inches: room for a title even with one or two rows
+    fig, ax = plt.subplots(figsize=(w, 4.0))
     for i, k in enumerate(keys):
         for j, what in enumerate(('clean', 'perturbed')):
             v = torch.tensor([100 * x[what] for x in results if x['key'] == k])
@@ -408,7 +440,7 @@ def plot_table(results:list, path:str|Path|None=None, title:str='Linear probe ac
     bp = [100 * x['clean'] for x in results if x['key'] in ('hinge-e2e-bp', 'hinge5gb-e2e-bp')]
     if bp: ax.axhline(sum(bp) / len(bp), color=RULE_COLORS['bp'], lw=0.8, ls=':', label='hinge E2E BP (clean)')
     ax.set_xticks(range(len(keys))); ax.set_xticklabels(keys, rotation=45, ha='right', fontsize=8)
-    ax.set_ylabel('test accuracy (%)'); ax.set_title(title); ax.legend(fontsize=8, loc='center left', bbox_to_anchor=(1.01, 0.5))
+    ax.set_ylabel('test accuracy (%)'); ax.set_title(textwrap.fill(title, int(9 * w)), fontsize=10); ax.legend(fontsize=8, loc='center left', bbox_to_anchor=(1.01, 0.5))
     lo = min([100 * min(x['clean'], x['perturbed']) for x in results] + [ROWS[k].paper for k in keys if ROWS[k].paper])
     bottom = max(0, 10 * math.floor((lo - 10) / 10))
     ax.set_ylim(bottom, 100)
@@ -596,3 +628,18 @@ def layerwise_probes(cfg:Config, # a GLL run: `cfg.out` is its folder (started a
     rec['seconds'] = round(time.perf_counter() - t0, 1)
     return rec
 
+
+# %% ../nbs/09_experiments.ipynb #eb615d59
+@torch.no_grad()
+def effective_dims(encoder:torch.nn.Module, # an Encoder
+                   x:torch.Tensor, # images (N, C, H, W), uint8 or float; N of a few hundred to a few thousand
+                  ) -> list:
+    "Each block's effective dimension: the participation ratio (sum of the covariance's eigenvalues)^2 / (sum of their squares)."
+    was = encoder.training; encoder.eval()
+    hs = encoder.features(to_float(x).to(next(encoder.parameters()).device)); encoder.train(was)
+    out = []
+    for h in hs:
+        f = h.flatten(1).double(); f = f - f.mean(0)
+        ev = torch.linalg.eigvalsh(f @ f.T).clamp_min(0)        # the Gram matrix shares the covariance's non-zero eigenvalues
+        out.append((ev.sum() ** 2 / (ev ** 2).sum()).item() if ev.sum() > 0 else 0.)
+    return out

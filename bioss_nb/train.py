@@ -366,7 +366,7 @@ def _end_epoch(self:Trainer, layer, n_epochs):
             if hasattr(cb, 'after_stage'): cb.after_stage(self, dict(stage=p['stage'] - 1, layer=layer))
 
 # %% ../nbs/07_train.ipynb #e944412c
-_RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch',
+_RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch', 'probe_crops',
                       'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data',
                       'n_probe', 'loggers', 'explode', 'compile'}
 
