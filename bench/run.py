@@ -94,10 +94,10 @@ def setup_deform(dev, B=500):
 def _conv6_step(rule, dev, B, state=None):
     from bioss_nb.models import conv6, projection_head
     from bioss_nb.losses import ContrastiveHinge
+    from bioss_nb.feedback import param_groups
     torch.manual_seed(0)
     enc = conv6(rule).to(dev); head = projection_head(enc.out_features[-1], rule=rule).to(dev)
-    params = list(enc.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, 1e-4)
+    opt = torch.optim.Adam(param_groups(enc, head), 1e-4)        # Kolen-Pollack's W and B in a decayed group
     loss_fn = ContrastiveHinge()
     g = torch.Generator().manual_seed(1)
     v1, v2 = torch.rand(2, B, 3, 32, 32, generator=g).to(dev)
@@ -109,8 +109,23 @@ def _conv6_step(rule, dev, B, state=None):
     return step
 
 
+def _conv6_dfa_step(dev, B):
+    "One DFA step of CONV6 and its head: the top error sent to every block through its own fixed matrix."
+    from bioss_nb.models import conv6, projection_head
+    from bioss_nb.losses import ContrastiveHinge
+    from bioss_nb.feedback import DFA
+    torch.manual_seed(0)
+    enc = conv6().to(dev); head = projection_head(enc.out_features[-1]).to(dev)
+    dfa = DFA(enc, head, ContrastiveHinge())
+    g = torch.Generator().manual_seed(1)
+    v1, v2 = torch.rand(2, B, 3, 32, 32, generator=g).to(dev)
+    return lambda: dfa.step(v1, v2)
+
+
+RULE_CASES = ('rf', 'urf', 'sign', 'kp', 'dfa')       # each timed against BP's step, in turn
+
 def setup_rules(dev, B=64):
-    return {r: _conv6_step(r, dev, B) for r in ('bp', 'rf', 'urf', 'sign')}
+    return {**{r: _conv6_step(r, dev, B) for r in ('bp', 'rf', 'urf', 'sign', 'kp')}, 'dfa': _conv6_dfa_step(dev, B)}
 
 
 def setup_dtp(dev, B=64):
@@ -234,7 +249,7 @@ def table_rows(res) -> list:
         r = res[case]
         memtxt = f"{r['base_mb']:.1f} MB / {max(r['ours_mb'], 0):.1f} MB" if 'base_mb' in r else '-'
         rows.append(f"| {case} | {r['base_s']*1e3:.1f} ms | {r['ours_s']*1e3:.1f} ms | {fmt_ratio(r)} | {memtxt} |")
-    for k in ('rf', 'urf', 'sign'):
+    for k in RULE_CASES:
         if f'rule_{k}' in res:
             r = res[f'rule_{k}']
             rows.append(f"| conv6 step, {k} vs bp (cost) | {r['bp_s']*1e3:.1f} ms | {r['rule_s']*1e3:.1f} ms | {fmt_ratio(r, 2)} | - |")
@@ -356,7 +371,7 @@ def main(argv=None):
         ts = {k: [] for k in f}
         for _ in range(a.reps):
             for k, fn in f.items(): ts[k].append(timeit(fn, dev))
-        for k in ('rf', 'urf', 'sign'):
+        for k in RULE_CASES:
             r = [t / b for t, b in zip(ts[k], ts['bp'])]
             res[f'rule_{k}'] = dict(bp_s=statistics.median(ts['bp']), rule_s=statistics.median(ts[k]),
                                     ratio=statistics.median(r), ratio_min=min(r), ratio_max=max(r))

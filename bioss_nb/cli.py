@@ -65,8 +65,13 @@ def _add_config_args(p, preset:str|None):
 def _norm_argv(argv:list) -> list:
     "Accept `--batch-size` for `--batch_size` and `none` for `null`: the spellings the course uses."
     opt = {f.name for f in dataclasses.fields(Config)} | {'stop_after', 'print_config', 'probe_epochs', 'n_probe'}
-    out, prev = [], None
-    for a in argv:
+    out, prev, it = [], None, iter(argv)
+    for a in it:
+        if a == '--import' or a.startswith('--import='):   # --import MODULE (repeatable): Config.imports, comma-separated
+            m = a.split('=', 1)[1] if '=' in a else next(it, '')
+            if out and out[-2:-1] == ['--imports']: out[-1] += f',{m}'
+            else: out += ['--imports', m]
+            prev = None; continue
         if a.startswith('--') and len(a) > 2:
             k, eq, v = a[2:].partition('=')
             if k.replace('-', '_') in opt or k.replace('-', '_') in ('print_config', 'stop_after'): k = k.replace('-', '_')
@@ -158,6 +163,8 @@ def parse_args(argv:list) -> tuple:
     from bioss_nb.feedback import RULES
     from bioss_nb.losses import LOSSES
     from bioss_nb.models import ENCODERS
+    from bioss_nb.config import import_modules
+    import_modules(a.get('imports') or '')                  # a user's modules register their names before they are checked
     for name, reg in (('rule', RULES), ('loss', LOSSES), ('encoder', ENCODERS)):   # the names registered now
         if a.get(name) is not None and a[name] not in reg:
             raise UsageError(f"--{name}={a[name]}: not allowed; choose from {', '.join(reg)}")

@@ -6,7 +6,7 @@ Docs: https://bioss-nb.github.io/bioss_nb/config.html.md"""
 
 # %% ../nbs/07a_config.ipynb #39c7a760
 from __future__ import annotations
-import dataclasses, math, typing
+import dataclasses, importlib, math, typing
 from dataclasses import dataclass, fields
 from typing import Literal
 from fastcore.basics import patch
@@ -18,7 +18,7 @@ import bioss_nb.dtp, bioss_nb.clapp      # their rule ('dtp') and loss ('clapp')
 
 # %% auto #0
 __all__ = ['DATASETS', 'SCHEDULES', 'PAIRINGS', 'VIEWS', 'LOGGERS', 'PRECISIONS', 'PRESETS', 'PRESET_HELP', 'Config',
-           'encoder_kwargs', 'get_config']
+           'ImportFailed', 'NotRegistered', 'import_modules', 'encoder_kwargs', 'get_config']
 
 # %% ../nbs/07a_config.ipynb #f385eeea
 DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
@@ -98,6 +98,7 @@ class Config:
     compile:bool=False              # torch.compile what each step calls (the benchmark says when it pays)
     loggers:str='jsonl'             # comma-separated: 'jsonl' (metrics.jsonl, always), 'csv' (metrics.csv), 'tensorboard' (tb/)
     explode:float=100.              # warn when an epoch's loss exceeds this many times its first step's loss (0: never)
+    imports:str=''                  # comma-separated modules imported first: a user's rules, losses, encoders (recorded, so resume, eval and --config repeat it)
 
     def replace(self, **kw) -> Config:
         "A copy with some fields changed (unknown names are an error)."
@@ -109,6 +110,22 @@ class Config:
     def from_dict(cls, d:dict) -> Config: return cls().replace(**d)
 
 # %% ../nbs/07a_config.ipynb #55c727a1
+class ImportFailed(ValueError):
+    "A module named in `imports` cannot be imported: one line that names it."
+
+class NotRegistered(ValueError):
+    "A rule, loss or encoder name that nothing registered in this process."
+
+def import_modules(spec:str) -> list:
+    "Import every module of the comma-separated `spec` (a user's rules, losses and encoders register themselves on import)."
+    names = [s.strip() for s in (spec or '').split(',') if s.strip()]
+    for m in names:
+        try: importlib.import_module(m)
+        except Exception as e:
+            why = f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e) else type(e).__name__
+            raise ImportFailed(f"imports={m!r}: the module cannot be imported ({why}); put its folder on PYTHONPATH, or fix it") from None
+    return names
+
 def _positive(cfg, *names, integer=False):
     for n in names:
         v = getattr(cfg, n)
@@ -145,8 +162,11 @@ def _check_types(cfg):
 def validate(self:Config) -> Config:
     "Return the config if it is usable, else raise a `ValueError` naming the field, the value and what is allowed."
     _check_types(self)                    # choices come from the field types: `Literal[SCHEDULES]`, `int|None`, ...
+    import_modules(self.imports)           # a user's modules first: they register their rules, losses, encoders
     for name, reg in (('encoder', ENCODERS), ('loss', LOSSES), ('rule', RULES)):   # what is registered now
-        check_choice(getattr(self, name), name, reg)
+        if getattr(self, name) not in reg:
+            raise NotRegistered(f"{name}={getattr(self, name)!r} is not one of {', '.join(map(repr, reg))} (the {name}s registered now; "
+                                f"a module of yours that registers more goes in imports=..., --import on the command line)")
     rule, loss = RULES[self.rule], LOSSES[self.loss]
     rule.validate(self)
     if rule.own_step and loss.batch_loss is not None:

@@ -96,7 +96,7 @@ def to_float(x:torch.Tensor, # uint8 images, or floats already in [0, 1]
     raise ValueError(f"x must be uint8 or floating-point images, got dtype {x.dtype}")
 
 # %% ../nbs/00_core.ipynb #2d2b8d65
-RULE_COLORS = dict(bp='black', rf='tab:orange', urf='tab:blue', sign='tab:purple', usign='tab:pink', dtp='tab:green',
+RULE_COLORS = dict(bp='black', rf='tab:orange', urf='tab:blue', sign='tab:purple', usign='tab:pink', dtp='tab:green', kp='tab:olive', dfa='tab:cyan',
                    random='tab:gray', supervised='tab:red', simclr='tab:brown')
 
 # %% ../nbs/00_core.ipynb #9496df85

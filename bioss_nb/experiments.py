@@ -18,8 +18,9 @@ from .evaluate import evaluate_run, probe, random_encoder, train_supervised
 __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_ROWS', 'RANDOM', 'SUPERVISED', 'CLAPP_T1_ROWS',
            'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'MIN_SEEDS', 'TOL', 'SEVERAL', 'CLAIMS', 'CLAIM_ROWS',
            'TINY_NET', 'CONV6_NET', 'DEMO', 'DEMO_MARGIN', 'Row', 'grid_rows', 'claim_verdicts', 'claim_summary',
-           'claims_table', 'plot_claims', 'write_claims', 'stored_claims', 'row_config', 'run_row', 'make_table',
-           'summarise', 'plot_table', 'plot_pairs', 'run_grid', 'demo_verdict', 'layerwise_probes', 'effective_dims']
+           'claims_table', 'plot_claims', 'write_claims', 'stored_claims', 'custom_row', 'row_config', 'run_row',
+           'make_table', 'summarise', 'plot_table', 'plot_pairs', 'run_grid', 'demo_verdict', 'layerwise_probes',
+           'effective_dims']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ BEYOND_ROWS = [Row(f'{k}-e2e-{r}', lab, var, 'E2E', u, dict(o, schedule='e2e', r
                                       ('hinge5gb', 'Contr. Hinge', '5 + grad block', dict(loss='hinge', **_GB5)),
                                       ('simclr', 'SimCLR', 'all', dict(loss='simclr')))
                for r, u in (('urf', 'URF'), ('sign', 'sign'), ('usign', 'usign'))]
+# two rules added through the public contract (`register_rule`, chapter 04): Kolen-Pollack E2E and GLL (its head's B
+# follows W), direct feedback alignment E2E (layer-wise, DFA is RF)
+BEYOND_ROWS += [Row(f'{k}-{s}-{r}', lab, var, s.upper(), u, dict(o, schedule=s, rule=r), None, _NEW)
+                for k, lab, var, o in (('hinge', 'Contr. Hinge', 'all', dict(loss='hinge', **_ALL)),
+                                       ('hinge5gb', 'Contr. Hinge', '5 + grad block', dict(loss='hinge', **_GB5)),
+                                       ('simclr', 'SimCLR', 'all', dict(loss='simclr')))
+                for s, r, u in (('e2e', 'kp', 'KP'), ('gll', 'kp', 'KP'), ('e2e', 'dfa', 'DFA'))]
 RANDOM = Row('random', 'Rnd. encoder', '-', '-', '-', None, 61.23, _T1)
 SUPERVISED = Row('supervised', 'Supervised (labels)', '-', 'E2E', 'BP', None, None, _NEW)
 # CLAPP on CIFAR (Table 1, "with our deformations"): one deformed view per image, 8x8 patches of the 32x32 image
@@ -320,7 +328,21 @@ GRIDS['claims'] = [ROWS[k] for k in CLAIM_ROWS]     # the rows that decide the c
 GRID_NAMES = ('default', *GRIDS)
 
 # %% ../nbs/09_experiments.ipynb #acaa5532
-_NOT_SETTINGS = ('out', 'progress', 'device', 'ckpt_every')   # fields that do not change a row's result
+_NOT_SETTINGS = ('out', 'progress', 'device', 'ckpt_every', 'imports')   # fields that do not change a row's result
+
+def custom_row(key:str) -> Row|None:
+    "A row named '{loss}-{schedule}-{rule}' for names registered at run time (loss: 'hinge', 'hinge5gb', 'simclr' or a registered loss); else None."
+    from bioss_nb.feedback import RULES
+    from bioss_nb.losses import LOSSES
+    parts = key.rsplit('-', 2)
+    if len(parts) != 3 or parts[1] not in ('e2e', 'gll', 'rll') or parts[2] not in RULES: return None
+    lk, s, r = parts
+    known = {'hinge': ('Contr. Hinge', 'all', dict(loss='hinge', **_ALL)), 'hinge5gb': ('Contr. Hinge', '5 + grad block', dict(loss='hinge', **_GB5)),
+             'simclr': ('SimCLR', 'all', dict(loss='simclr'))}
+    if lk in known: lab, var, o = known[lk]
+    elif lk in LOSSES: lab, var, o = lk, '-', dict(loss=lk)
+    else: return None
+    return Row(key, lab, var, s.upper(), r, dict(o, schedule=s, rule=r), None, _NEW)
 
 def row_config(row:Row, # the grid row
                base:Config, # the preset's config (seed, out, ... already set)
@@ -337,6 +359,9 @@ def run_row(key:str, # a row key (see `ROWS`)
             log=print,
             preset:str|None=None) -> dict:
     "Train and evaluate one grid row for one seed: {'clean', 'perturbed', 'seconds', ...}; a finished row is read back."
+    from bioss_nb.config import import_modules
+    import_modules(base.imports)                            # a worker process registers the user's names too
+    if key not in ROWS and custom_row(key) is not None: ROWS[key] = custom_row(key)
     row = ROWS[check_choice(key, 'row', tuple(ROWS))]
     run_dir = Path(out) / key / f'seed{base.seed}'
     cfg = row_config(row, base, preset, run_dir)
@@ -424,7 +449,7 @@ def plot_table(results:list, path:str|Path|None=None, title:str='Linear probe ac
         for j, what in enumerate(('clean', 'perturbed')):
             v = torch.tensor([100 * x[what] for x in results if x['key'] == k])
             sd = v.std().item() if len(v) > 1 else 0.
-            ax.bar(i + (j - 0.5) * 0.38, v.mean().item(), 0.38, yerr=sd, color=RULE_COLORS[ROWS[k].rule], alpha=1 if j == 0 else 0.45,
+            ax.bar(i + (j - 0.5) * 0.38, v.mean().item(), 0.38, yerr=sd, color=RULE_COLORS.get(ROWS[k].rule, 'tab:gray'), alpha=1 if j == 0 else 0.45,
                    hatch=None if j == 0 else '//', edgecolor='white' if j == 0 else 'k', capsize=2,
                    label=(what if i == 0 else None))
         if ROWS[k].paper is not None:
@@ -475,8 +500,12 @@ def run_grid(preset:str, # a name in PRESETS
     from tqdm.auto import tqdm
     out = Path(out)
     keys = list(rows) if rows else [r.key for r in grid_rows(grid, preset)]
+    from bioss_nb.config import import_modules
+    import_modules(overrides.get('imports', ''))      # a user's rules and losses, so that rows can name them
     for k in keys:
-        if k not in ROWS: raise ValueError(f"row={k!r} is not a row; the rows are: {', '.join(ROWS)}")
+        if k not in ROWS and custom_row(k) is not None: ROWS[k] = custom_row(k)
+        if k not in ROWS: raise ValueError(f"row={k!r} is not a row; the rows are: {', '.join(ROWS)}, or "
+                                           "'{loss}-{schedule}-{rule}' for a registered rule (--import yours)")
     if not seeds: raise ValueError("seeds=[] : give at least one seed")
     skipped = {}                                      # every row's settings checked before anything runs
     for k in keys:

@@ -17,7 +17,8 @@ from .core import check_choice, RULE_COLORS, feedback_generator
 # %% auto #0
 __all__ = ['RULES', 'PAPER_RULES', 'FeedbackRule', 'register_rule', 'get_rule', 'BP', 'RF', 'URF', 'Sign', 'USign', 'FBLinearFn',
            'FBConv2dFn', 'feedback_matrix', 'FBLinear', 'FBConv2d', 'convert', 'angle', 'fb_layers', 'bp_mode',
-           'weight_angles', 'param_groups', 'alignment_angles', 'AlignmentRecorder']
+           'weight_angles', 'param_groups', 'alignment_angles', 'AlignmentRecorder', 'KolenPollack', 'DFA',
+           'DirectFeedbackAlignment']
 
 # %% ../nbs/04_feedback.ipynb #623a55e2
 class FeedbackRule:
@@ -334,3 +335,72 @@ class AlignmentRecorder:
         ax.set_xlabel('training step'); ax.set_ylabel(f"{what.replace('_', ' ')} (degrees)")
         ax.set_title('error angle to backprop' if what == 'error_angle' else 'angle between B and W')
         return ax
+
+# %% ../nbs/04_feedback.ipynb #2ee3c0e2
+class KolenPollack(FeedbackRule):
+    "Kolen-Pollack (Akrout et al. 2019): B gets W's update, and both decay, so B - W shrinks by (1 - lr*wd) per step."
+    name, B = 'kp', 'learned'
+    def __init__(self, weight_decay:float=10.): # decoupled decay: B - W shrinks by (1 - lr*weight_decay) per step
+        if not weight_decay > 0: raise ValueError(f"weight_decay={weight_decay!r} must be > 0 (with 0 the rule is URF)")
+        self.weight_decay = float(weight_decay)
+
+register_rule(KolenPollack())
+
+# %% ../nbs/04_feedback.ipynb #3717d2c0
+class DFA:
+    "Direct feedback alignment (Nøkland 2016) for an `Encoder` and its head: block l learns from the top error through its own fixed D_l."
+    def __init__(self, encoder:nn.Module, # an `Encoder`: `.layers` and `.out_shapes`
+                 head:nn.Module, # projection head on the last block's output, ending in a linear map
+                 loss:nn.Module, # loss(z1, z2) -> scalar
+                 lr:float=1e-4): # Adam learning rate of every block and the head
+        self.encoder, self.head, self.loss = encoder, head, loss
+        dim = [m for m in head.modules() if isinstance(m, nn.Linear)][-1].out_features
+        p = next(encoder.parameters())
+        self.D = []                            # D_l: (dim, size of block l's output), uniform like a linear layer's init
+        for c, h, w in encoder.out_shapes:
+            D = (torch.rand(dim, c * h * w, generator=feedback_generator(), dtype=p.dtype) * 2 - 1) / math.sqrt(dim)
+            self.D.append(D.to(p.device))
+        self.opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=lr)
+
+    def layer_outputs(self, x:torch.Tensor) -> list:
+        "h_l = f_l(h_{l-1}) for every block, each from a detached input: gradients stay inside a block."
+        hs, h = [], x
+        for blk in self.encoder.layers: h = blk(h.detach()); hs.append(h)
+        return hs
+
+    def inject(self, hs:list, e:torch.Tensor):
+        "Accumulate every block's gradient from the top error e (N, dim): delta_l = e D_l at block l's output."
+        for h, D in zip(hs, self.D): h.backward((e @ D).view_as(h))
+
+    def block_grads(self, x:torch.Tensor, e:torch.Tensor) -> list:
+        "Per block, the gradients of its parameters that DFA gives for inputs x and a given top error e (nothing moves)."
+        ps = [list(b.parameters()) for b in self.encoder.layers]
+        hs = self.layer_outputs(x)
+        return [list(torch.autograd.grad(h, p, (e @ D).view_as(h))) for h, p, D in zip(hs, ps, self.D)]
+
+    def step(self, v1:torch.Tensor, v2:torch.Tensor, check=None) -> dict:
+        "One DFA mini-batch on the two views: the head learns by its gradient, every block through its D_l."
+        self.opt.zero_grad(set_to_none=True)
+        hs = self.layer_outputs(torch.cat([v1, v2]))
+        top = hs[-1].detach().requires_grad_(True)
+        z = self.head(top); z.retain_grad()
+        loss = self.loss(*z.chunk(2))
+        if check is not None: check([loss.item()])                 # before any weight moves
+        loss.backward()                                            # the head's gradient, and e = dL/dz
+        self.inject(hs, z.grad)
+        self.opt.step()
+        return dict(loss=loss.item())
+
+    def state_dict(self) -> dict: return dict(opt=self.opt.state_dict(), D=list(self.D))
+    def load_state_dict(self, sd:dict):
+        self.opt.load_state_dict(sd['opt']); self.D = [d.to(D.device) for d, D in zip(sd['D'], self.D)]
+        return self
+
+class DirectFeedbackAlignment(FeedbackRule):
+    "DFA as a run's rule: plain layers, trained by `DFA`'s step (E2E only, one process, fp32)."
+    name, layer_rule, own_step, schedules = 'dfa', 'bp', True, ('e2e',)
+    schedule_note = "in GLL and RLL only the head sends an error back, to one block, and DFA is RF: use rule='rf'"
+    fp32_only, compile_ok, ddp_ok = True, False, False
+    def method(self, encoder, heads, loss, cfg): return DFA(encoder, heads[0], loss, lr=cfg.lr)
+
+register_rule(DirectFeedbackAlignment())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os, signal, tempfile, threading
 from pathlib import Path
 import torch
-from .config import Config, LOGGERS
+from .config import Config, LOGGERS, ImportFailed, NotRegistered
 from .distributed import is_main_process
 try: import fcntl                     # run-folder locks (POSIX); elsewhere runs are not locked
 except ImportError: fcntl = None
@@ -90,6 +90,10 @@ def read_config(run_dir:str|Path) -> Config:
         raise RunFolderError(f"{p} is not valid JSON ({e.__class__.__name__} at {getattr(e, 'pos', '?')}; truncated?): "
                              "start the run afresh with --restart, or use another --out") from None
     try: return Config.from_dict(d).validate()
+    except ImportFailed: raise                        # one line naming the module the run needs
+    except NotRegistered as e:
+        raise RunFolderError(f"{p}: {str(e).split(' (')[0]}: import the module that registers it "
+                             "(imports=... in the config, --import on the command line)") from None
     except (ValueError, TypeError, AttributeError) as e:
         raise RunFolderError(f"{p} does not hold a valid run config ({e}): start afresh with --restart, or use another --out") from None
 

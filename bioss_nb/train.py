@@ -368,7 +368,7 @@ def _end_epoch(self:Trainer, layer, n_epochs):
 # %% ../nbs/07_train.ipynb #e944412c
 _RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch', 'probe_crops',
                       'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data',
-                      'n_probe', 'loggers', 'explode', 'compile'}
+                      'n_probe', 'loggers', 'explode', 'compile', 'imports'}
 
 def _trained(stages:list, pos:dict) -> list:
     "Epochs already trained in each stage (the one in progress counted as started)."
