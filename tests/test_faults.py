@@ -414,6 +414,63 @@ def test_grid_workers_end_with_their_parent(tmp_path):
         with RunLock(d): pass                            # no stale lock: a rerun can take every folder
 
 
+# ---------------------------------------------------------------- accepted nonsense, refused before any work
+@pytest.mark.parametrize('cmd,args,says', [
+    ('train', ['--lr', '0x10'], ['--lr=0x10', 'decimal']),
+    ('train', ['--perturb-seed', '-1'], ['perturb_seed=-1']),
+    ('train', ['--n-train', '100000'], ['n_train=100000', '4000 images']),
+    ('train', ['--n-probe', '100000'], ['n_probe=100000', '4000']),
+    ('train', ['--seed', str(2**63)], [f'seed={2**63}', '2^63']),
+    ('train', ['--perturb-shift', '-1'], ['perturb_shift=-1']),
+    ('train', ['--head-dim', '1000000000000'], ['head_dim=1000000000000']),
+    ('train', ['--device', 'cpu:7'], ['--device=cpu:7', 'not a device']),
+    ('train', ['--device='], ['--device=', 'not a device']),
+    ('train', ['--device', 'meta'], ['--device=meta', 'not a device']),
+    ('table', ['--devices', 'abc'], ['--devices=abc']),
+    ('table', ['--devices', ',,'], ['--devices=,,']),
+    ('table', ['--devices', '0,1'] if not torch.cuda.is_available() else ['--devices', '0,99'], ['--devices=cuda:']),
+    ('table', ['--rows', 'random', 'random'], ['--rows', 'random', 'twice']),
+    ('table', ['--rows', 'random', '--seeds', '0', '0'], ['--seeds', 'twice']),
+    ('table', ['--rows'], ['--rows', 'at least one row']),
+    ('table', ['--grid', 'table1', '--rows', 'random'], ['--grid=table1', '--rows']),
+    ('table', ['--jobs', '1000'], ['--jobs=1000']),
+])
+def test_accepted_nonsense_refused(tmp_path, cmd, args, says):
+    bad_cli(cmd, *SMALL, '--out', tmp_path / 'r', *args, says=says)
+    assert not (tmp_path / 'r').exists() or not any((tmp_path / 'r').iterdir())
+
+
+def test_demo_bad_device(tmp_path):
+    bad_cli('demo', '--quick', '--device', 'foo', '--out', tmp_path / 'd', says=['--device=foo'])
+    assert not (tmp_path / 'd').exists()
+
+
+@pytest.mark.parametrize('args,says', [
+    (['--loss', 'simclr', '--n-negs', '5'], '--n-negs=5 does nothing with --loss=simclr'),
+    (['--loss', 'simclr', '--grad-block', 'true'], '--grad-block=True does nothing with --loss=simclr'),
+    (['--ll-epochs', '3'], '--ll-epochs=3 does nothing with --schedule=e2e'),
+    (['--clapp-patch', '8'], '--clapp-patch=8 does nothing with --loss=hinge'),
+    (['--crop-size', '32'], '--crop-size=32 does nothing with --views=affine'),
+])
+def test_options_that_do_nothing_are_warned_and_not_stored(tmp_path, args, says):
+    TALLY['bad_inputs'] += 1
+    rc, out, err = cli('train', *SMALL, '--epochs', '1', '--stop-after', '1', '--out', tmp_path, *args)
+    assert rc == 0, err
+    warn = [l for l in err.splitlines() if 'warning' in l]
+    assert len(warn) == 1 and says in warn[0], err
+    k = args[-2][2:].replace('-', '_')
+    assert json.loads((tmp_path / 'config.json').read_text())[k] == getattr(get_config('tiny'), k)
+    TALLY['clear'] += 1
+
+
+def test_preset_in_a_config_file_is_honoured(tmp_path):
+    (tmp_path / 'c.yaml').write_text('preset: digits\n')
+    from bioss_nb.cli import parse_args
+    a = parse_args(['train', '--config', str(tmp_path / 'c.yaml')])[1]
+    assert (a['preset'], a['encoder'], a['to_rgb32']) == ('digits', 'conv6', True)
+    assert parse_args(['train', '--config', str(tmp_path / 'c.yaml'), '--preset', 'tiny'])[1]['encoder'] == 'mnist'
+
+
 def test_zz_summary():
     "The tally, printed as the suite's last line (and written where $BIOSS_FAULTS_SUMMARY says)."
     t = TALLY
