@@ -158,6 +158,7 @@ def parse_args(argv:list) -> tuple:
     preset = _preset_of(argv)
     if preset not in PRESETS: raise UsageError(f"--preset={preset}: not allowed; choose from {', '.join(PRESETS)}")
     ns = build_parser(preset).parse_args(argv)
+    if (ns.get(f"{ns['cmd']}.preset") or preset) != preset: ns = build_parser(ns[f"{ns['cmd']}.preset"]).parse_args(argv)  # a --config file's preset
     cmd = ns['cmd']
     a = ns[cmd].as_dict()
     from bioss_nb.feedback import RULES
@@ -242,6 +243,64 @@ def cmd_table(a:dict) -> list:
     print(f"{len(res)} runs in {time.perf_counter() - t0:.0f}s; table.md, table.png, results.json and results.jsonl in {out}")
     return res
 
+# %% ../nbs/12_cli.ipynb #c1e0a7b2
+_INERT = dict(n_negs=('loss', ('hinge',)), grad_block=('loss', ('hinge',)), simclr_tau=('loss', ('simclr',)),
+              clapp_patch=('loss', ('clapp',)), clapp_negs=('loss', ('clapp',)), ll_epochs=('schedule', ('gll', 'rll')),
+              crop_size=('views', ('crops',)), dtp_alpha=('rule', ('dtp',)), dtp_sigma=('rule', ('dtp',)), dtp_lr_inv=('rule', ('dtp',)))
+
+def _opt(k): return f"--{k.replace('_', '-')}"
+
+def _check_device(d, opt:str='--device'):
+    "A `UsageError` unless `d` names a device this machine has: cpu, mps, cuda or cuda:N with N below the GPU count."
+    try: dev = torch.device(str(d)) if str(d).strip() else None
+    except (RuntimeError, TypeError): dev = None
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+    ok = dev is not None and ((dev.type == 'cpu' and dev.index in (None, 0)) or (dev.type == 'cuda' and have and (dev.index or 0) < have)
+                              or (dev.type == 'mps' and mps))
+    if not ok:
+        raise UsageError(f"{opt}={d}: not a device here; choose cpu" + (', cuda' + (f" or cuda:0..{have - 1}" if have > 1 else '') if have else '')
+                         + (', mps' if mps else '') + f" (this machine has {have} CUDA GPU{'s' * (have != 1)})")
+
+def _check_numbers(argv:list):
+    "Hexadecimal, binary or underscored numbers (which YAML would read as other values) are refused: `--lr 0x10` is not 16 by intent."
+    hints = typing.get_type_hints(Config)
+    nums = {n for n, h in hints.items() if {int, float} & {h, *typing.get_args(h)}} | {'seeds', 'jobs', 'stop_after'}
+    for i, a in enumerate(argv):
+        k, eq, v = a.partition('=')
+        if not (a.startswith('--') and k[2:].replace('-', '_') in nums and (eq or i + 1 < len(argv))): continue
+        v = v if eq else argv[i + 1]
+        if re.fullmatch(r'[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|[\d.]+_[\d_.eE+-]*)', v):
+            raise UsageError(f"{k}={v}: not allowed; write the number in decimal, e.g. 16 or 1e-4")
+
+def _check_command(cmd:str, a:dict, preset:str):
+    "What the parser accepts but no run can use, refused (or warned about) in one line before any work."
+    if a.get('out') is not None and not str(a['out']).strip():
+        raise UsageError(f"--out={a['out']!r} names no folder: give a folder for the run, e.g. --out runs/mine")
+    if a.get('device') is not None: _check_device(a['device'])
+    if cmd == 'table':
+        if a.get('devices') is not None:
+            ds = str(a['devices']).split(',')
+            if not all(d.strip() for d in ds): raise UsageError(f"--devices={a['devices']}: not allowed; give devices such as 0,1 or cuda:0,cuda:1")
+            for d in ds: _check_device(f'cuda:{d}' if d.strip().isdigit() else d.strip(), '--devices')
+        rows, seeds = a.get('rows'), a.get('seeds') or []
+        if rows is not None and not rows: raise UsageError("--rows: give at least one row (or leave --rows out for the whole grid)")
+        if rows and a.get('grid', 'default') != 'default':
+            raise UsageError(f"--grid={a['grid']} and --rows exclude each other: give the grid, or the rows")
+        for n, v in (('rows', rows or []), ('seeds', seeds)):
+            dup = sorted({x for x in v if v.count(x) > 1}, key=str)
+            if dup: raise UsageError(f"--{n}: {dup[0]} is given twice; give each once")
+        if not 1 <= a['jobs'] <= (os.cpu_count() or 1) and not a.get('devices'):
+            raise UsageError(f"--jobs={a['jobs']}: not allowed; give 1 to {os.cpu_count() or 1} worker processes (the CPU cores here)")
+    if cmd == 'train':
+        c = {**asdict(get_config(preset)), **_overrides(a, preset)}
+        for k, (by, fit) in _INERT.items():
+            if k in _overrides(a, preset) and c[by] not in fit:
+                print(f"bioss-nb train: warning: {_opt(k)}={a[k]} does nothing with {_opt(by)}={c[by]} (it is used with "
+                      f"{' or '.join(f'{_opt(by)}={f}' for f in fit)}): ignored, and not stored", file=sys.stderr)
+                a[k] = asdict(get_config(preset))[k]
+
+
 # %% ../nbs/12_cli.ipynb #6dc8195e
 def cmd_demo(a:dict) -> list:
     out = Path(a['out']); out.mkdir(parents=True, exist_ok=True)
@@ -276,7 +335,9 @@ def main(argv:list|None=None) -> int:
     cmd = next((a for a in argv if not a.startswith('-')), 'bioss-nb')
     say = lambda msg: print(f"bioss-nb{'' if cmd == 'bioss-nb' else ' ' + cmd}: {msg}", file=sys.stderr)
     try:
+        _check_numbers(argv)
         cmd, a = parse_args(argv)
+        _check_command(cmd, a, a.get('preset') or 'tiny')
         dict(train=cmd_train, eval=cmd_eval, table=cmd_table, demo=cmd_demo, download=cmd_download)[cmd](a)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0        # --help, --version, --print_config
     except RunInterrupted as e:

@@ -179,6 +179,7 @@ def validate(self:Config) -> Config:
     _check_views(self)
     _positive(self, 'lr', 'probe_lr', 'sup_lr', 'tau', 'simclr_tau', 'dtp_alpha', 'dtp_sigma', 'dtp_lr_inv')
     if self.seed < 0: raise ValueError(f"seed={self.seed} must be >= 0")
+    _check_ranges(self)
     for lg in self.loggers.split(','): check_choice(lg.strip(), 'loggers', LOGGERS)
     if not (self.explode == 0 or self.explode > 1) or not math.isfinite(self.explode):
         raise ValueError(f"explode={self.explode!r} must be 0 (never warn) or a factor > 1")
@@ -242,6 +243,38 @@ def encoder_kwargs(cfg) -> dict:
     kw = {}
     if cfg.views == 'crops': kw['in_shape'] = (3, cfg.crop_size, cfg.crop_size)
     return {**kw, **LOSSES[cfg.loss].encoder_kwargs(cfg)}
+
+# %% ../nbs/07a_config.ipynb #a7e2c410
+_MAX_SEED, _MAX_EPOCHS, _MAX_WIDTH = 2**63 - 1, 10**6, 2**16
+_TRAIN_SIZES = {'mnist5k': 4000, 'mnist': 60000, 'emnist-letters': 124800, 'cifar10': 50000, 'cifar100': 50000,
+                'stl10': 5000, 'shapes': 1000}                  # images in each data set's 'train' split
+_SSL_SIZES = {**_TRAIN_SIZES, 'stl10': 100000, 'shapes': 4000}   # ... in the split SSL reads ('unlabeled' where there is one)
+
+def _check_ranges(c):
+    "Values of the right type that no run can use: seeds past 64 bits, endless epochs, huge heads, negative perturbations."
+    if not str(c.out).strip(): raise ValueError(f"out={c.out!r} names no folder: give a run folder, e.g. out='runs/run'")
+    for n in ('seed', 'perturb_seed'):
+        v = getattr(c, n)
+        if not 0 <= v <= _MAX_SEED: raise ValueError(f"{n}={v} must lie in [0, 2^63 - 1] (a 64-bit generator seed)")
+    for n in ('epochs', 'll_epochs', 'probe_epochs', 'sup_epochs'):
+        v = getattr(c, n)
+        if v is not None and v > _MAX_EPOCHS: raise ValueError(f"{n}={v} is more than {_MAX_EPOCHS:,} epochs: give a number a run can finish")
+    if c.head_dim > _MAX_WIDTH: raise ValueError(f"head_dim={c.head_dim} is wider than {_MAX_WIDTH:,}: give a size of z that fits in memory")
+    for n in ('perturb_rot', 'perturb_shift', 'perturb_scale'):
+        v = getattr(c, n)
+        if not (0 <= v < math.inf): raise ValueError(f"{n}={v!r} must be a finite number >= 0 (0: no such perturbation)")
+    n_ssl = _SSL_SIZES[c.data]
+    if c.ssl_subset is not None and c.ssl_subset > n_ssl:
+        raise ValueError(f"ssl_subset={c.ssl_subset} is more than the {n_ssl} images data={c.data!r} trains on: give at most {n_ssl}")
+    n_ssl = c.ssl_subset or n_ssl
+    if c.n_train is not None and c.n_train > n_ssl:
+        raise ValueError(f"n_train={c.n_train} is more than the {n_ssl} images data={c.data!r} trains on: give at most {n_ssl}, or None for all")
+    n_pr = _TRAIN_SIZES[c.probe_data or c.data]
+    if c.n_probe is not None and c.n_probe > n_pr:
+        raise ValueError(f"n_probe={c.n_probe} is more than the {n_pr} training images of probe_data={c.probe_data or c.data!r}: "
+                         f"give at most {n_pr}, or None for all")
+    if not c.perturb_shift <= 1: raise ValueError(f"perturb_shift={c.perturb_shift!r} must lie in [0, 1] (a fraction of the image size)")
+
 
 # %% ../nbs/07a_config.ipynb #e0670dd6
 PRESETS = {

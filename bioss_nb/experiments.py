@@ -353,6 +353,22 @@ def row_config(row:Row, # the grid row
     if run_dir is not None: o['out'] = str(run_dir)
     return base.replace(**o).validate()
 
+def _row_done(key:str, cfg:Config, run_dir:Path) -> dict|None:
+    "The row's finished result, or None if it must (still) run; a `ValueError` if its folder holds a run of other settings."
+    from bioss_nb.train import _RESUMABLE_CHANGES
+    settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_SETTINGS}
+    try: r = json.loads((run_dir / 'result.json').read_text())
+    except (OSError, ValueError): r = None                  # absent, or torn by a kill: the row is computed (its run resumes)
+    if not (isinstance(r, dict) and {'clean', 'perturbed'} <= set(r)): r = None
+    old = r.get('config') if r else None
+    if old is None and (run_dir / 'config.json').exists():   # a run that did not finish: the settings that cannot change
+        try: old = {k: v for k, v in asdict(read_config(run_dir)).items() if k in settings and k not in _RESUMABLE_CHANGES}
+        except RunFolderError: old = None
+    if old is not None and any(old.get(k) != settings[k] for k in old if k in settings):
+        diff = ', '.join(f"{k}={old.get(k)!r} (now {settings[k]!r})" for k in old if k in settings and old.get(k) != settings[k])
+        raise ValueError(f"row {key!r} in {run_dir} was run with other settings: {diff}; use another --out folder")
+    return r
+
 def run_row(key:str, # a row key (see `ROWS`)
             base:Config, # the preset's config (seed, out, ... already set)
             out:Path, # grid folder; the run lives in out/key/seed{seed}
@@ -367,13 +383,8 @@ def run_row(key:str, # a row key (see `ROWS`)
     cfg = row_config(row, base, preset, run_dir)
     settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_SETTINGS}
     res_file = run_dir / 'result.json'
-    if res_file.exists():
-        r = json.loads(res_file.read_text())
-        old = r.get('config')
-        if old is not None and old != settings:
-            diff = ', '.join(f"{k}={old.get(k)!r} (now {v!r})" for k, v in settings.items() if old.get(k) != v)
-            raise ValueError(f"row {key!r} in {run_dir} was run with other settings: {diff}; use another --out folder")
-        return r
+    r = _row_done(key, cfg, run_dir)
+    if r is not None: return r
     t0 = time.perf_counter()
     if key in _RANDOM_KEYS:
         r = probe(random_encoder(cfg), cfg); r = r[max(r)]
@@ -518,9 +529,12 @@ def run_grid(preset:str, # a name in PRESETS
     if skipped: log(f"  left out, not fitting preset {preset!r}: {', '.join(skipped)}")
     results, t0 = [], time.perf_counter()
     show = overrides.get('progress', True)
+    _check_grid_folder(out)
     with RunLock(out):                                # one `table` per grid folder
-        bar = tqdm(total=len(seeds) * len(keys), desc='grid', disable=not show, dynamic_ncols=True)
         tasks = [(k, get_config(preset, **{**overrides, 'seed': s, 'out': str(out)})) for s in seeds for k in keys]
+        for k, base in tasks:                         # another configuration's rows: refused before any row runs or is overwritten
+            _row_done(k, row_config(ROWS[k], base, preset), Path(out) / k / f'seed{base.seed}')
+        bar = tqdm(total=len(seeds) * len(keys), desc='grid', disable=not show, dynamic_ncols=True)
         def failed(k, s, e):                          # a failed or diverged row is recorded; the others and the table go on
             msg = str(e).splitlines()[0] if str(e) else ''
             log(f"  {k:22s} seed {s}: FAILED ({type(e).__name__}: {msg})")
@@ -554,10 +568,33 @@ def run_grid(preset:str, # a name in PRESETS
         if grid == 'claims': write_claims(results, out, preset)
     return results
 
+_GRID_FILES = ('table.md', 'table.png', 'results.json', 'results.jsonl', 'claims.md', 'claims.json', 'claims.png',
+               'positive_pairs.png', 'verdict.json')
+
+def _check_grid_folder(out:Path):
+    "A `RunFolderError` if `out` exists and holds files that no grid wrote (the table would write over them)."
+    if not Path(out).is_dir(): return
+    foreign = sorted(p.name for p in Path(out).iterdir()
+                     if not p.name.startswith('.') and p.name not in _GRID_FILES and not (p.name in ROWS and p.is_dir()))
+    if foreign: raise RunFolderError(f"out={str(out)!r} is not a grid folder but holds {', '.join(foreign[:3])}"
+                                     f"{', ...' if len(foreign) > 3 else ''}: choose a new or empty --out")
+
 _WORKER = {}
 
+def _die_with_parent():
+    "End this worker when the process that started it ends, `kill -9` included: Linux's parent-death signal, and a watchdog."
+    import threading
+    ppid = os.getppid()
+    try: import ctypes; ctypes.CDLL(None, use_errno=True).prctl(1, 9)   # prctl(PR_SET_PDEATHSIG, SIGKILL)
+    except (OSError, AttributeError): pass                              # not Linux: the watchdog alone
+    def watch():
+        while os.getppid() == ppid: time.sleep(0.5)
+        os._exit(1)                                   # the parent is gone: nothing waits for this worker's rows
+    threading.Thread(target=watch, daemon=True).start()
+
 def _init_worker(queue, threads):
-    "A grid worker: take one device from the queue for good, and a fair share of the CPU threads."
+    "A grid worker: take one device from the queue for good, and a fair share of the CPU threads; end with the parent."
+    _die_with_parent()
     _WORKER['device'] = queue.get()
     torch.set_num_threads(threads)
 

@@ -6,7 +6,7 @@ Docs: https://bioss-nb.github.io/bioss_nb/engineering.html.md"""
 
 # %% ../nbs/11_engineering.ipynb #b6c3ead4
 from __future__ import annotations
-import json, os, signal, tempfile, threading
+import json, os, signal, sys, tempfile, threading
 from pathlib import Path
 import torch
 from .config import Config, LOGGERS, ImportFailed, NotRegistered
@@ -117,7 +117,17 @@ def load_checkpoint(path:str|Path) -> dict:
 
 def save_checkpoint(path:str|Path, sd:dict) -> Path:
     "Write a checkpoint dict atomically (a crash mid-write leaves the previous file intact); returns the path."
-    path = Path(path); _atomic_write(path, lambda f: torch.save(sd, f)); return path
+    path = Path(path)
+    try: _atomic_write(path, lambda f: torch.save(sd, f))
+    except (OSError, RuntimeError) as e: raise _write_failed(path, e) from None   # torch reports a full disk as a RuntimeError
+    return path
+
+def _write_failed(path:Path, e:Exception) -> RunFolderError:
+    "A file of the run could not be written: one line naming it, why, and what to do."
+    why = getattr(e, 'strerror', None) or ('the disk is full' if 'unexpected pos' in str(e) or 'enforce fail' in str(e)
+                                           else (str(e).splitlines() or [type(e).__name__])[0][:120])
+    return RunFolderError(f"{path} could not be written ({why}): free some disk space or make the folder writable (or move "
+                          f"that path away), then run the same command again to resume from the last checkpoint")
 
 # %% ../nbs/11_engineering.ipynb #769c96c1
 def read_metrics(run_dir:str|Path) -> list:
@@ -149,8 +159,10 @@ class MetricsLog:
 
     def write(self, rec:dict):
         "Append one record to metrics.jsonl (and metrics.csv, TensorBoard)."
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+        except OSError as e: raise _write_failed(self.run_dir / 'metrics.jsonl', e) from None
         if 'csv' in self.loggers: self._write_csv(read_metrics(self.run_dir))
         if 'tensorboard' in self.loggers and 'loss' in rec:
             if self._tb is None:
@@ -162,9 +174,26 @@ class MetricsLog:
 
     def trim(self, step:int):
         "Keep the records up to `step` (a resumed run drops what it logged after its checkpoint, and a torn line)."
+        self._check_damage()
         keep = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= step]
         _atomic_write(self.run_dir / 'metrics.jsonl', lambda f: f.write(''.join(json.dumps(r) + '\n' for r in keep).encode()))
         if 'csv' in self.loggers: self._write_csv(keep)
+
+    def _check_damage(self):
+        "A torn last line (a kill mid-write) is dropped silently; any other unreadable line is reported, the file kept as it was."
+        m = self.run_dir / 'metrics.jsonl'
+        if m.exists() and not m.is_file(): raise _write_failed(m, IsADirectoryError(21, 'it is a folder, not a file'))
+        if not m.is_file(): return
+        lines = m.read_text(errors='replace').splitlines()
+        def ok(l):
+            try: return isinstance(json.loads(l), dict)
+            except ValueError: return False
+        bad = [i + 1 for i, l in enumerate(lines[:-1]) if l.strip() and not ok(l)]
+        if not bad: return
+        keep = m.with_name('metrics.damaged.jsonl')
+        _atomic_write(keep, lambda f: f.write(m.read_bytes()))
+        sys.stderr.write(f"warning: {m}: line{'s' * (len(bad) > 1)} {', '.join(map(str, bad[:5]))} of {len(lines)} could not be read "
+                         f"and {'are' if len(bad) > 1 else 'is'} left out; the file as it was is kept in {keep}\n")
 
     def _write_csv(self, records:list):
         "metrics.csv: the records as a table (rewritten whole, so it always matches metrics.jsonl)."

@@ -390,6 +390,25 @@ def _replan(self:Trainer, old:Config):
     if self.done:                              # a finished E2E / RLL run gets more epochs: go back into its one stage
         self.pos.update(stage=0, epoch=before[0][1], batch=0); self.done = False
 
+def _ckpt_config(sd:dict, ck:Path) -> Config:
+    "The settings a checkpoint was trained with; the run's config.json must agree with them (a missing one is rewritten)."
+    try: old = Config.from_dict(sd['config'])
+    except (ValueError, TypeError, AttributeError) as e:
+        raise RunFolderError(f"{ck} holds no usable config ({e}): start afresh with --restart, or use another --out") from None
+    if (ck.parent / 'config.json').exists():
+        js = read_config(ck.parent)
+        diff = [f.name for f in fields(old) if f.name not in _RESUMABLE_CHANGES and getattr(js, f.name) != getattr(old, f.name)]
+        if diff:
+            raise RunFolderError(f"{ck.parent / 'config.json'} was edited: it says {', '.join(f'{d}={getattr(js, d)!r}' for d in diff)}, "
+                                 f"but {ck.name} was trained with {', '.join(f'{d}={getattr(old, d)!r}' for d in diff)}; "
+                                 "delete config.json to have it restored from the checkpoint, or start afresh with --restart")
+    return old
+
+def _foreign_files(run_dir:Path) -> list:
+    "Files in `run_dir` that no run wrote, if it is not a run folder (no config.json, no checkpoint.pt); hidden ones aside."
+    if not run_dir.is_dir() or (run_dir / 'config.json').exists() or (run_dir / 'checkpoint.pt').exists(): return []
+    return sorted(p.name for p in run_dir.iterdir() if not p.name.startswith('.'))
+
 def train(cfg:Config, # the run's settings
           resume:bool|str='auto', # 'auto': resume if out/checkpoint.pt exists; True: require it; False: start afresh
           stop_after:int|None=None, # stop after this many steps (with a checkpoint)
@@ -405,12 +424,14 @@ def train(cfg:Config, # the run's settings
         if resume is True and not ck.exists(): raise RunFolderError(f"resume=True but there is no checkpoint at {ck}")
         old = None
         if resume and ck.exists():
-            old = read_config(run_dir) if (run_dir / 'config.json').exists() else cfg
+            old = _ckpt_config(load_checkpoint(ck), ck)                    # the checkpoint's own settings, not config.json's
             diff = [f.name for f in fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name) and f.name not in _RESUMABLE_CHANGES]
             if diff:
                 raise RunFolderError(f"{ck} was written with different settings ({', '.join(f'{d}={getattr(old, d)!r}' for d in diff)}); "
                                      "use another --out, or --restart (resume=False) to start afresh")
-            load_checkpoint(ck)                                            # a broken file is reported before data loads
+        if old is None and (foreign := _foreign_files(run_dir)):         # never delete what the package did not write
+            raise RunFolderError(f"out={str(run_dir)!r} is not a run folder but holds {', '.join(foreign[:3])}"
+                                 f"{', ...' if len(foreign) > 3 else ''}: choose a new or empty --out")
         tr = Trainer(cfg, data=data, callbacks=callbacks)
         if old is not None:
             tr.load(ck); tr._replan(old)

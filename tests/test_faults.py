@@ -304,6 +304,173 @@ def test_ctrl_c_checkpoints_and_resumes(tmp_path):
     assert same_weights(a, b)
 
 
+# ---------------------------------------------------------------- the run's own record is the truth
+@pytest.mark.parametrize('how', ['deleted', 'edited'])
+def test_resume_checks_the_checkpoint_config(tmp_path, how):
+    "A deleted or edited config.json does not let a resume mix settings: the checkpoint's own config decides."
+    fault()
+    run = tmp_path / 'r'
+    assert cli('train', *SMALL, '--epochs', '2', '--stop-after', '2', '--out', run)[0] == 0
+    ck = torch.load(run / 'checkpoint.pt', weights_only=True)
+    if how == 'deleted': (run / 'config.json').unlink()
+    else:
+        c = json.loads((run / 'config.json').read_text()); c['lr'] = 0.01; (run / 'config.json').write_text(json.dumps(c))
+    says = ['lr=0.001'] if how == 'deleted' else ['config.json', 'edited', 'lr=0.01', 'lr=0.001']
+    bad_cli('train', *SMALL, '--epochs', '2', '--lr', '0.01', '--out', run, says=says)
+    if torch.load(run / 'checkpoint.pt', weights_only=True)['config'] != ck['config']: lost()
+    assert TALLY['runs_lost'] == 0
+    if how == 'deleted':                                 # the same settings resume, and config.json is written again
+        assert cli('train', *SMALL, '--epochs', '2', '--out', run)[0] == 0
+        assert json.loads((run / 'config.json').read_text())['lr'] == ck['config']['lr']
+
+
+def test_corrupt_metrics_line_is_reported(tmp_path):
+    "A damaged line inside metrics.jsonl (not a torn last line) is reported on resume, and the file as it was is kept."
+    fault()
+    assert cli('train', *SMALL, '--epochs', '4', '--stop-after', '12', '--out', tmp_path)[0] == 0
+    lines = (tmp_path / 'metrics.jsonl').read_text().splitlines()
+    lines[1] = lines[1][:20] + '#garbage'
+    (tmp_path / 'metrics.jsonl').write_text('\n'.join(lines) + '\n')
+    rc, out, err = cli('train', *SMALL, '--epochs', '4', '--out', tmp_path)
+    assert rc == 0, err
+    warn = [l for l in err.splitlines() if 'metrics.jsonl' in l]
+    assert len(warn) == 1 and 'line 2 of 3' in warn[0] and 'metrics.damaged.jsonl' in warn[0], err
+    if '#garbage' not in (tmp_path / 'metrics.damaged.jsonl').read_text(): lost()
+    assert TALLY['runs_lost'] == 0
+
+
+TABLE = [*SMALL, '--rows', 'random', '--seeds', '0', '--probe-epochs', '2', '--n-probe', '500']
+
+
+def test_table_rerun_with_other_settings_refused(tmp_path):
+    "A grid folder belongs to one configuration: another is refused in one line, and the finished results stay."
+    fault()
+    assert cli('table', *TABLE, '--out', tmp_path)[0] == 0
+    before = {f: (tmp_path / f).read_text() for f in ('table.md', 'results.jsonl')}
+    bad_cli('table', *TABLE, '--perturb-rot', '10', '--out', tmp_path, says=["row 'random'", 'perturb_rot=30.0 (now 10.0)', 'another --out'])
+    if any((tmp_path / f).read_text() != t for f, t in before.items()): lost()
+    assert TALLY['runs_lost'] == 0
+
+
+def test_truncated_row_result_is_recomputed(tmp_path):
+    fault()
+    assert cli('table', *TABLE, '--out', tmp_path)[0] == 0
+    res = tmp_path / 'random' / 'seed0' / 'result.json'
+    good = json.loads(res.read_text())
+    res.write_text(res.read_text()[:25])                 # a kill mid-write on a file system without atomic renames
+    assert cli('table', *TABLE, '--out', tmp_path)[0] == 0
+    rows = [json.loads(l) for l in (tmp_path / 'results.jsonl').read_text().splitlines()]
+    if 'error' in rows[0] or rows[0]['perturbed'] != good['perturbed']: lost()
+    assert TALLY['runs_lost'] == 0
+
+
+def test_out_that_is_not_a_run_is_refused(tmp_path):
+    "--out on a folder of someone else's files: refused, nothing deleted; --out '' refused."
+    fault()
+    (tmp_path / 'result.json').write_text('{"mine": 1}'); (tmp_path / 'tb').mkdir(); (tmp_path / 'tb' / 'events').write_text('x')
+    (tmp_path / 'metrics.jsonl').write_text('{"my": "notes"}\n')
+    bad_cli('train', *SMALL, '--epochs', '1', '--out', tmp_path, says=[str(tmp_path), 'not a run folder', 'metrics.jsonl'])
+    bad_cli('table', *TABLE, '--out', tmp_path, says=[str(tmp_path), 'not a grid folder'])
+    if not ((tmp_path / 'result.json').exists() and (tmp_path / 'tb' / 'events').exists()
+            and (tmp_path / 'metrics.jsonl').read_text() == '{"my": "notes"}\n'): lost()
+    assert TALLY['runs_lost'] == 0
+    bad_cli('train', *SMALL, '--out', '', says=["out=''"])
+    bad_cli('table', *TABLE, '--out', '', says=["out=''"])
+
+
+def _children(pid):
+    "Process ids whose parent is `pid` (Linux /proc)."
+    kids = []
+    for d in Path('/proc').iterdir():
+        try:
+            if d.name.isdigit() and int((d / 'stat').read_text().rsplit(')', 1)[1].split()[1]) == pid: kids.append(int(d.name))
+        except (OSError, ValueError, IndexError): pass
+    return kids
+
+
+def _alive(pid):
+    try: return (Path('/proc') / str(pid) / 'stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError: return False
+
+
+@pytest.mark.skipif(not Path('/proc/self/stat').exists(), reason='reads /proc')
+def test_grid_workers_end_with_their_parent(tmp_path):
+    "kill -9 of `table --jobs 2`: its worker processes end too, and hold no lock on a rerun."
+    fault()
+    args = [*SMALL, '--rows', 'hinge-e2e-bp', 'hinge-e2e-rf', '--seeds', '0', '--epochs', '200', '--jobs', '2', '--out', str(tmp_path)]
+    p = subprocess.Popen([str(Path(sys.executable).parent / 'bioss-nb'), 'table', *args],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not list(tmp_path.glob('*/seed0/metrics.jsonl')) and time.time() - t0 < 120: time.sleep(0.1)
+    kids = [k for k in _children(p.pid) if 'spawn_main' in (Path('/proc') / str(k) / 'cmdline').read_text(errors='replace')]
+    assert len(kids) == 2, kids
+    p.kill(); p.wait()
+    t0 = time.time()
+    while any(map(_alive, kids)) and time.time() - t0 < 20: time.sleep(0.2)
+    left = [k for k in kids if _alive(k)]
+    for k in left: os.kill(k, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their parent"
+    for d in [tmp_path, *tmp_path.glob('*/seed0')]:
+        with RunLock(d): pass                            # no stale lock: a rerun can take every folder
+
+
+# ---------------------------------------------------------------- accepted nonsense, refused before any work
+@pytest.mark.parametrize('cmd,args,says', [
+    ('train', ['--lr', '0x10'], ['--lr=0x10', 'decimal']),
+    ('train', ['--perturb-seed', '-1'], ['perturb_seed=-1']),
+    ('train', ['--n-train', '100000'], ['n_train=100000', '4000 images']),
+    ('train', ['--n-probe', '100000'], ['n_probe=100000', '4000']),
+    ('train', ['--seed', str(2**63)], [f'seed={2**63}', '2^63']),
+    ('train', ['--perturb-shift', '-1'], ['perturb_shift=-1']),
+    ('train', ['--head-dim', '1000000000000'], ['head_dim=1000000000000']),
+    ('train', ['--device', 'cpu:7'], ['--device=cpu:7', 'not a device']),
+    ('train', ['--device='], ['--device=', 'not a device']),
+    ('train', ['--device', 'meta'], ['--device=meta', 'not a device']),
+    ('table', ['--devices', 'abc'], ['--devices=abc']),
+    ('table', ['--devices', ',,'], ['--devices=,,']),
+    ('table', ['--devices', '0,1'] if not torch.cuda.is_available() else ['--devices', '0,99'], ['--devices=cuda:']),
+    ('table', ['--rows', 'random', 'random'], ['--rows', 'random', 'twice']),
+    ('table', ['--rows', 'random', '--seeds', '0', '0'], ['--seeds', 'twice']),
+    ('table', ['--rows'], ['--rows', 'at least one row']),
+    ('table', ['--grid', 'table1', '--rows', 'random'], ['--grid=table1', '--rows']),
+    ('table', ['--jobs', '1000'], ['--jobs=1000']),
+])
+def test_accepted_nonsense_refused(tmp_path, cmd, args, says):
+    bad_cli(cmd, *SMALL, '--out', tmp_path / 'r', *args, says=says)
+    assert not (tmp_path / 'r').exists() or not any((tmp_path / 'r').iterdir())
+
+
+def test_demo_bad_device(tmp_path):
+    bad_cli('demo', '--quick', '--device', 'foo', '--out', tmp_path / 'd', says=['--device=foo'])
+    assert not (tmp_path / 'd').exists()
+
+
+@pytest.mark.parametrize('args,says', [
+    (['--loss', 'simclr', '--n-negs', '5'], '--n-negs=5 does nothing with --loss=simclr'),
+    (['--loss', 'simclr', '--grad-block', 'true'], '--grad-block=True does nothing with --loss=simclr'),
+    (['--ll-epochs', '3'], '--ll-epochs=3 does nothing with --schedule=e2e'),
+    (['--clapp-patch', '8'], '--clapp-patch=8 does nothing with --loss=hinge'),
+    (['--crop-size', '32'], '--crop-size=32 does nothing with --views=affine'),
+])
+def test_options_that_do_nothing_are_warned_and_not_stored(tmp_path, args, says):
+    TALLY['bad_inputs'] += 1
+    rc, out, err = cli('train', *SMALL, '--epochs', '1', '--stop-after', '1', '--out', tmp_path, *args)
+    assert rc == 0, err
+    warn = [l for l in err.splitlines() if 'warning' in l]
+    assert len(warn) == 1 and says in warn[0], err
+    k = args[-2][2:].replace('-', '_')
+    assert json.loads((tmp_path / 'config.json').read_text())[k] == getattr(get_config('tiny'), k)
+    TALLY['clear'] += 1
+
+
+def test_preset_in_a_config_file_is_honoured(tmp_path):
+    (tmp_path / 'c.yaml').write_text('preset: digits\n')
+    from bioss_nb.cli import parse_args
+    a = parse_args(['train', '--config', str(tmp_path / 'c.yaml')])[1]
+    assert (a['preset'], a['encoder'], a['to_rgb32']) == ('digits', 'conv6', True)
+    assert parse_args(['train', '--config', str(tmp_path / 'c.yaml'), '--preset', 'tiny'])[1]['encoder'] == 'mnist'
+
+
 def test_zz_summary():
     "The tally, printed as the suite's last line (and written where $BIOSS_FAULTS_SUMMARY says)."
     t = TALLY
