@@ -2,8 +2,9 @@
 
 Every chapter of nbs/sidebar.yml gets a page with its title, its plots, the sidebar in course order with the parts as
 captions and previous/next links; no nbdev/Quarto syntax shows on a page; links between pages resolve; nothing loads
-from a CDN; the search index finds "feedback alignment". Where headless Chromium is installed, the search page is
-run in it, and a chapter is photographed in light and dark mode (set BIOSS_SITE_SHOTS=DIR to keep the pictures)."""
+from a CDN; the search index finds "feedback alignment"; no widget shows as its text repr. Where headless Chromium is
+installed, the search page is run in it (results with excerpts), no code block scrolls sideways, and chapters are
+photographed in light and dark mode (set BIOSS_SITE_SHOTS=DIR to keep the pictures)."""
 import copy, functools, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 import pytest
@@ -241,14 +242,118 @@ def _chromium(tmp, *args, timeout=90):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
+
+OVERFLOW_JS = r'''
+window.addEventListener('load', () => setTimeout(() => {
+  document.querySelectorAll('article details').forEach(d => d.open = true);  // folded code counts too
+  const probe = document.createElement('span');
+  probe.style.cssText = 'position:absolute;visibility:hidden;white-space:pre;left:0;top:0';
+  document.body.appendChild(probe);
+  const res = {lines: 0, wide: 0, overflowing: 0, pres: 0, scrolling: 0, page_scrolls: false, examples: []};
+  for (const pre of document.querySelectorAll('article pre')) {
+    if (!pre.clientWidth) continue;
+    const cs = getComputedStyle(pre);
+    const avail = pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    probe.style.font = cs.font; probe.style.letterSpacing = cs.letterSpacing; probe.style.tabSize = cs.tabSize;
+    const scrolls = pre.scrollWidth > pre.clientWidth + 1;
+    res.pres++; if (scrolls) res.scrolling++;
+    for (const line of pre.textContent.replace(/\n$/, '').split('\n')) {
+      res.lines++;
+      probe.textContent = line;
+      if (probe.getBoundingClientRect().width > avail + 1) {  // wider than the column: it wraps, or it scrolls
+        res.wide++;
+        if (scrolls) { res.overflowing++; if (res.examples.length < 5) res.examples.push(line.slice(0, 100)); }
+      }
+    }
+  }
+  res.page_scrolls = document.documentElement.scrollWidth > window.innerWidth + 1;
+  const out = document.createElement('pre'); out.id = 'bioss-overflow'; out.textContent = JSON.stringify(res);
+  document.body.appendChild(out);
+}, 300));
+'''
+
+
+def code_overflow(out: Path, name: str, tmp: Path, width: int = 1280) -> dict:
+    """How the code of page `name` fits its column in headless Chromium at `width` px: lines (of every <pre> in the
+    article, folded code unfolded), wide (lines wider than their block's text width), overflowing (wide lines in a
+    block that scrolls sideways instead of wrapping), pres, scrolling (blocks that scroll sideways), page_scrolls."""
+    src = out / name
+    probe = src.with_name(f'_overflow_{name}')  # beside the page, so that its styles and scripts load
+    probe.write_text(src.read_text().replace('</body>', f'<script>{OVERFLOW_JS}</script></body>'))
+    try:
+        r = _chromium(tmp / f'profile_overflow_{name}', f'--window-size={width},1000', '--dump-dom', probe.as_uri())
+    finally:
+        probe.unlink()
+    found = bs4.BeautifulSoup(r.stdout, 'html.parser').find(id='bioss-overflow')
+    assert found is not None, f'{name}: the measuring script did not run: {r.stderr[-1000:]}'
+    return json.loads(found.get_text())
+
 @pytest.mark.skipif(not CHROMIUM, reason='chromium is not installed: no browser check of the site (apt-get install chromium)')
 def test_search_page_finds_course_pages(site, tmp_path):
-    "search.html?q=feedback+alignment, run in headless Chromium from the files alone, lists course pages."
+    """search.html?q=feedback+alignment, run in headless Chromium from the files alone, lists course pages, each with an
+    excerpt of its text that holds the words; no "show source" link."""
     out, _ = site
     r = _chromium(tmp_path / 'profile', '--dump-dom', (out / 'search.html').as_uri() + '?q=feedback+alignment')
-    results = bs4.BeautifulSoup(r.stdout, 'html.parser').select('ul.search li a')
-    hrefs = {a['href'].partition('?')[0].partition('#')[0] for a in results}
+    items = bs4.BeautifulSoup(r.stdout, 'html.parser').select('ul.search li')
+    hrefs = {li.a['href'].partition('?')[0].partition('#')[0] for li in items}
     assert hrefs & {build_site.page_name(f) for f in chapters()}, r.stdout[-2000:] + r.stderr[-2000:]
+    # under each result, an excerpt of its page around the words (Sphinx fetches the page; from files, its text script)
+    excerpts = [li.find('p', class_='context') for li in items]
+    assert all(excerpts), [li.get_text(' ', strip=True)[:80] for li, e in zip(items, excerpts) if not e]
+    assert all(re.search(r'feedback|align', e.get_text(), re.I) for e in excerpts), [e.get_text()[:200] for e in excerpts]
+    assert not any(a.get_text(strip=True).lower() == 'show source' for a in bs4.BeautifulSoup(r.stdout, 'html.parser').find_all('a'))
+
+
+@pytest.mark.skipif(not CHROMIUM, reason='chromium is not installed: no layout check of the site (apt-get install chromium)')
+def test_code_does_not_overflow(site, tmp_path):
+    """No code block of a chapter (code cells, outputs, show_doc signatures, folded code unfolded) scrolls sideways in
+    headless Chromium at 1280 px (and no page does), nor on a phone (500 px, Chromium's narrowest window) for the
+    chapter with the most long lines: long lines wrap in their block."""
+    out, _ = site
+    res = {f: code_overflow(out, build_site.page_name(f), tmp_path) for f in chapters()}
+    for f, r in res.items():
+        assert r['lines'] or not any(c['cell_type'] == 'code' for c in nb(f)['cells']), f'{f}: no code measured'
+        assert r['overflowing'] == 0 and r['scrolling'] == 0, f'{f}: {r}'
+        assert not r['page_scrolls'], f'{f}: the page scrolls sideways'
+    assert sum(r['wide'] for r in res.values()), 'no line needs wrapping at all: the measurement measures nothing'
+    f = max(res, key=lambda f: res[f]['wide'])
+    r = code_overflow(out, build_site.page_name(f), tmp_path, width=500)
+    assert r['wide'] > res[f]['wide'] and r['overflowing'] == 0 and r['scrolling'] == 0, f'{f} at 500 px: {r}'
+
+
+WIDGET_REPR = re.compile(r'\b(?:interactive|VBox|HBox|Output|FloatSlider|IntSlider|Dropdown)\(children=|\binteractive\(')
+
+
+def test_no_widget_repr_on_the_pages(site):
+    """A chapter's explorer (a live widget) stores only its repr as text, `interactive(children=(FloatSlider(...`:
+    no page shows it; the chapters whose notebooks store one still show their plots."""
+    out, _ = site
+    with_widgets = [f for f in chapters() if any(build_site.WIDGET_MIME in o.get('data', {})
+                                                 for c in nb(f)['cells'] for o in c.get('outputs', []))]
+    for p in out.glob('*.html'):
+        for o in soup(p).select('article div.cell_output'):
+            assert not WIDGET_REPR.search(o.get_text()), f'{p.name}: {o.get_text()[:120]}'
+    for f in with_widgets:
+        assert page(out, f).select('div.cell_output img'), f'{f}: no plot beside its explorer'
+
+
+def test_widget_outputs_are_dropped():
+    "In a page source: a widget's output goes (its repr with it), a progress bar goes; other outputs stay."
+    wid = {'output_type': 'display_data', 'metadata': {}, 'data': {
+        build_site.WIDGET_MIME: {'model_id': 'x', 'version_major': 2, 'version_minor': 0},
+        'text/plain': ["interactive(children=(FloatSlider(value=2.0, description='tau'),))"]}}
+    bar = {'output_type': 'display_data', 'metadata': {}, 'data': {
+        build_site.WIDGET_MIME: {'model_id': 'y'}, 'text/plain': ['e2e/bp:   0%|          | 0/200 [00:00<?, ?it/s]']}}
+    pic = {'output_type': 'display_data', 'metadata': {}, 'data': {build_site.WIDGET_MIME: {'model_id': 'z'},
+                                                                   'text/plain': ['Output()'], 'image/png': 'iVBOR'}}
+    txt = {'output_type': 'stream', 'name': 'stdout', 'text': ['kept\n']}
+    nb_ = {'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': '# T'},
+                     {'cell_type': 'code', 'metadata': {}, 'source': 'explore()', 'outputs': [wid, bar, pic, txt]}],
+           'metadata': {'widgets': {}}, 'nbformat': 4, 'nbformat_minor': 5}
+    page_nb, _ = build_site.to_page(copy.deepcopy(nb_), {}, 'x')
+    outs = page_nb['cells'][1]['outputs']
+    assert [o.get('data', o.get('text')) for o in outs] == [{'image/png': 'iVBOR'}, ['kept\n']]
+    assert 'widgets' not in page_nb['metadata']
 
 
 def _has_image(f): return any(k.startswith('image/') for c in nb(f)['cells'] for o in c.get('outputs', []) for k in o.get('data', {}))

@@ -293,6 +293,16 @@ def _is_progress_bar(o) -> bool:
     return bool(text) and all(_re_progress.search(l) for l in text.replace('\r', '\n').splitlines() if l.strip())
 
 
+def _widget_only(o) -> bool:
+    """A live widget (an explorer of sliders): on a static page its text/plain fallback is only the repr
+    `interactive(children=(FloatSlider(...` , so the output goes; the chapter's static plot beside it carries the lesson.
+    A widget output that also stores a picture keeps the picture."""
+    data = o.get('data', {})
+    if WIDGET_MIME not in data: return False
+    for k in (WIDGET_MIME, 'text/plain'): data.pop(k, None)
+    return not data
+
+
 def _show_doc_anchors(md: str) -> str:
     """show_doc's `---` rule (a section break, which docutils refuses inside an output) becomes an HTML rule; a heading
     `### Trainer.fit` gets the anchor Quarto gives it (`#trainer.fit`), which nbdev's links use (MyST's slug of a plain
@@ -330,10 +340,9 @@ def to_page(nb: dict, link_map: dict, fallback_title: str) -> tuple[dict, str]:
         if opts.get('code-fold') and not _false(opts['code-fold']) and 'remove-input' not in tags:
             tags.add('hide-input')  # folded, under Quarto's summary line (nbdev: "Exported source")
             if opts.get('code-summary'): meta['mystnb'] = dict(code_prompt_show=opts['code-summary'], code_prompt_hide=opts['code-summary'])
-        outputs = [o for o in c.get('outputs', []) if not _is_progress_bar(o)]
+        outputs = [o for o in c.get('outputs', []) if not _is_progress_bar(o) and not _widget_only(o)]
         for o in outputs:
             data = o.get('data', {})
-            if WIDGET_MIME in data and len(data) > 1: del data[WIDGET_MIME]  # its text/plain stays: no widget JS from a CDN
             md = data.get('text/markdown')
             if md is not None: data['text/markdown'] = _show_doc_anchors(quarto_to_myst(''.join(md) if isinstance(md, list) else md, link_map))
         c['outputs'] = outputs

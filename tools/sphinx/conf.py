@@ -36,7 +36,7 @@ myst_dmath_double_inline = True
 html_theme = 'furo'
 html_static_path = [str(HERE / 'static')]
 html_css_files = ['site.css']
-html_copy_source = False
+html_copy_source = False  # the search page's excerpts come from the built pages (see PAGE_TEXT below), not _sources
 html_show_sourcelink = False
 html_last_updated_fmt = None
 pygments_style = 'friendly'
@@ -67,6 +67,48 @@ def _copy_mathjax(app, exc):
         else: shutil.copy2(s, d)
 
 
+# search excerpts: Sphinx's search page fetches each result's page to show an excerpt under it. A browser refuses
+# fetch() to a page opened from files (file://), so the site also carries each page's text as a small script,
+# _static/page_text/<page>.js, and on the search page (only) _static/search_files.js answers those fetches from them.
+PAGE_TEXT = 'page_text'
+
+
+def _page_text_html(html: str) -> str:
+    "A page's main content as the search excerpt needs it: its text, inside the sections (with their ids) it is in."
+    import bs4
+    from html import escape
+    main = bs4.BeautifulSoup(html, 'html.parser').find(attrs={'role': 'main'})
+    if main is None: return ''
+    for t in main.find_all(['script', 'style']) + main.find_all(class_='headerlink'): t.decompose()
+    def walk(node):
+        if isinstance(node, bs4.NavigableString):
+            return '' if isinstance(node, (bs4.Comment, bs4.Doctype)) else escape(str(node), quote=False)
+        inner = ''.join(walk(c) for c in node.children)
+        return f'<section id="{escape(node["id"])}">{inner}</section>' if node.name == 'section' and node.get('id') else inner
+    return f'<div role="main">{walk(main)}</div>'
+
+
+def _write_page_text(app, exc):
+    if exc is not None or app.builder.format != 'html': return
+    import json
+    out = Path(app.outdir)
+    dst = out / '_static' / PAGE_TEXT
+    dst.mkdir(parents=True, exist_ok=True)
+    for docname in app.env.found_docs:
+        page = out / (docname + '.html')
+        if not page.exists(): continue
+        js = (f'(window.__pageText = window.__pageText || {{}})[{json.dumps(docname)}] = '
+              + json.dumps(_page_text_html(page.read_text(encoding='utf-8'))) + ';\n')
+        (dst / (docname + '.js')).parent.mkdir(parents=True, exist_ok=True)
+        (dst / (docname + '.js')).write_text(js, encoding='utf-8')
+
+
+def _search_page_scripts(app, pagename, templatename, context, doctree):
+    if pagename == 'search': app.add_js_file('search_files.js', priority=200)  # before searchtools.js runs a query
+
+
 def setup(app):
     mathjax_dir()  # fail before the build, not after it
     app.connect('build-finished', _copy_mathjax)
+    app.connect('build-finished', _write_page_text)
+    app.connect('html-page-context', _search_page_scripts)
