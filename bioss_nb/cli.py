@@ -293,8 +293,9 @@ def _check_command(cmd:str, a:dict, preset:str):
         for n, v in (('rows', rows or []), ('seeds', seeds)):
             dup = sorted({x for x in v if v.count(x) > 1}, key=str)
             if dup: raise UsageError(f"--{n}: {dup[0]} is given twice; give each once")
-        if not 1 <= a['jobs'] <= (os.cpu_count() or 1) and not a.get('devices'):
-            raise UsageError(f"--jobs={a['jobs']}: not allowed; give 1 to {os.cpu_count() or 1} worker processes (the CPU cores here)")
+        most = max(4, os.cpu_count() or 1)             # more workers than cores only share the same cores out
+        if not 1 <= a['jobs'] <= most and not a.get('devices'):
+            raise UsageError(f"--jobs={a['jobs']}: not allowed; give 1 to {most} worker processes ({os.cpu_count()} CPU cores here)")
     if cmd == 'train':
         c = {**asdict(get_config(preset)), **_overrides(a, preset)}
         for k, (by, fit) in _INERT.items():
