@@ -262,6 +262,27 @@ def _check_device(d, opt:str='--device'):
         raise UsageError(f"{opt}={d}: not a device here; choose cpu" + (', cuda' + (f" or cuda:0..{have - 1}" if have > 1 else '') if have else '')
                          + (', mps' if mps else '') + f" (this machine has {have} CUDA GPU{'s' * (have != 1)})")
 
+def _check_config_files(argv:list):
+    "Each `--config FILE` must be a readable YAML or JSON mapping of options: else one line naming the file and what is wrong."
+    import yaml
+    for i, a in enumerate(argv):
+        if a == '--config' and i + 1 < len(argv): f = argv[i + 1]
+        elif a.startswith('--config='): f = a.split('=', 1)[1]
+        else: continue
+        p, why = Path(f), None
+        if not p.is_file(): why = 'does not exist' if not p.exists() else 'is a folder, not a file'
+        else:
+            try: d = yaml.safe_load(p.read_bytes().decode('utf-8'))
+            except UnicodeDecodeError: why = 'is not a text file'
+            except yaml.YAMLError as e:
+                m = getattr(e, 'problem_mark', None)
+                why = f"is not valid YAML or JSON ({getattr(e, 'problem', None) or 'unreadable'}{f' at line {m.line + 1}' if m else ''})"
+            else:
+                if d is None: why = 'is empty'
+                elif not isinstance(d, dict): why = f"holds a {type(d).__name__}, not a mapping of options"
+        if why: raise UsageError(f"--config={f} {why}: "
+                                 "give a YAML or JSON file of options, e.g. lr: 0.001 (a run's config.json is one)")
+
 def _check_numbers(argv:list):
     "Hexadecimal, binary or underscored numbers (which YAML would read as other values) are refused: `--lr 0x10` is not 16 by intent."
     hints = typing.get_type_hints(Config)
@@ -290,8 +311,9 @@ def _check_command(cmd:str, a:dict, preset:str):
         for n, v in (('rows', rows or []), ('seeds', seeds)):
             dup = sorted({x for x in v if v.count(x) > 1}, key=str)
             if dup: raise UsageError(f"--{n}: {dup[0]} is given twice; give each once")
-        if not 1 <= a['jobs'] <= (os.cpu_count() or 1) and not a.get('devices'):
-            raise UsageError(f"--jobs={a['jobs']}: not allowed; give 1 to {os.cpu_count() or 1} worker processes (the CPU cores here)")
+        most = max(4, os.cpu_count() or 1)             # more workers than cores only share the same cores out
+        if not 1 <= a['jobs'] <= most and not a.get('devices'):
+            raise UsageError(f"--jobs={a['jobs']}: not allowed; give 1 to {most} worker processes ({os.cpu_count()} CPU cores here)")
     if cmd == 'train':
         c = {**asdict(get_config(preset)), **_overrides(a, preset)}
         for k, (by, fit) in _INERT.items():
@@ -335,7 +357,7 @@ def main(argv:list|None=None) -> int:
     cmd = next((a for a in argv if not a.startswith('-')), 'bioss-nb')
     say = lambda msg: print(f"bioss-nb{'' if cmd == 'bioss-nb' else ' ' + cmd}: {msg}", file=sys.stderr)
     try:
-        _check_numbers(argv)
+        _check_numbers(argv); _check_config_files(argv)
         cmd, a = parse_args(argv)
         _check_command(cmd, a, a.get('preset') or 'tiny')
         dict(train=cmd_train, eval=cmd_eval, table=cmd_table, demo=cmd_demo, download=cmd_download)[cmd](a)

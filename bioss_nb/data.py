@@ -32,7 +32,11 @@ def ssl_split(name:str) -> str:
 def data_root(root:str|Path|None=None, # a folder; None: $BIOSS_DATA, else ~/.cache/bioss_nb
              ) -> Path:
     "The folder where torchvision datasets are looked for and downloaded to."
-    return Path(root or os.environ.get('BIOSS_DATA') or '~/.cache/bioss_nb').expanduser()
+    p = Path(root or os.environ.get('BIOSS_DATA') or '~/.cache/bioss_nb').expanduser()
+    if p.exists() and not p.is_dir():
+        where = 'root' if root else ('$BIOSS_DATA' if os.environ.get('BIOSS_DATA') else 'the default data folder')
+        raise ValueError(f"{where}={str(p)!r} is a file, not a folder: point it at a folder for the data sets (--root or $BIOSS_DATA)")
+    return p
 
 # %% ../nbs/01_data.ipynb #199cc866
 MNIST5K_SEED = 0        # seed of the fixed train/test split of mnist5k

@@ -51,6 +51,12 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
     for name, (f, y) in {'train': (f_train, y_train), **tests}.items():
         if len(f) != len(y):
             raise ValueError(f"{name}: features and labels differ in length, {len(f)} feature rows but {len(y)} labels")
+        if f.is_floating_point() and not torch.isfinite(f).all():
+            raise ValueError(f"{name}: the features hold NaN or infinite values (in {int((~torch.isfinite(f)).any(1).sum())} of {len(f)} rows): "
+                             "the encoder diverged; probe a run that trained without a NaN loss")
+    for n, v in (('epochs', epochs), ('batch_size', batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{n}={v!r} must be a positive integer")
+    if not 0 < lr < float('inf'): raise ValueError(f"lr={lr!r} must be a finite number > 0")
     dev = f_train.device
     y_train = y_train.to(dev)
     n_classes = n_classes or int(max([y_train.max()] + [y.max() for _, y in tests.values()])) + 1

@@ -30,10 +30,14 @@ def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
             raise ValueError(f"{name} must be a floating-point tensor, got dtype {z.dtype}")
     if z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must have the same shape (B, D), got z1 {tuple(z1.shape)} and z2 {tuple(z2.shape)}")
+    if z1.shape[1] == 0: raise ValueError(f"z1 and z2 have width D=0 (shape {tuple(z1.shape)}): an embedding needs at least one feature")
     if torch.isfinite(z1.detach().sum() + z2.detach().sum()): return   # one sum each: finite unless some entry is NaN or infinite (or huge)
     for name, z in (('z1', z1), ('z2', z2)):
         if not torch.isfinite(z).all():
             raise ValueError(f"{name} contains NaN or infinite values")
+    big = max(z1.detach().abs().max().item(), z2.detach().abs().max().item())   # every entry finite, yet a sum overflows
+    raise ValueError(f"z1 and z2 are too large to compare (entries up to {big:.3g}, their sums overflow): the embeddings overflow; "
+                     "lower the learning rate or scale the inputs")
 
 # %% ../nbs/03_losses.ipynb #0bbeb9cf
 class ContrastiveHinge(nn.Module):
@@ -47,6 +51,7 @@ class ContrastiveHinge(nn.Module):
             raise ValueError(f"n_negs={n_negs!r} must be None (all negatives) or an integer >= 1")
         if not 0 < tau < float('inf'): raise ValueError(f"tau={tau!r} must be a finite number > 0")
         if not 0 <= delta < float('inf'): raise ValueError(f"delta={delta!r} must be a finite number >= 0")
+        if not isinstance(grad_block, bool): raise ValueError(f"grad_block={grad_block!r} must be True or False")
         self.tau, self.delta, self.n_negs, self.grad_block = float(tau), float(delta), n_negs, grad_block
 
     def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:

@@ -177,7 +177,8 @@ def _global(self:Trainer, z1, z2) -> tuple:
 def _loss(self:Trainer, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
     "The loss of two embeddings; embeddings that are already NaN or infinite stop the run like a NaN loss does."
     try: return self.loss_fn(z1, z2)
-    except ValueError:
+    except ValueError as e:
+        if 'sums overflow' in str(e): self._check(float('inf'), what='the embeddings are so large that the loss overflows')
         if torch.isfinite(z1).all() and torch.isfinite(z2).all(): raise
         self._check(float('nan'), what='the embeddings hold NaN or infinite values')
 

@@ -471,6 +471,65 @@ def test_preset_in_a_config_file_is_honoured(tmp_path):
     assert parse_args(['train', '--config', str(tmp_path / 'c.yaml'), '--preset', 'tiny'])[1]['encoder'] == 'mnist'
 
 
+# ---------------------------------------------------------------- messages that name what is wrong, where, and what to do
+@pytest.mark.parametrize('content,says', [
+    (b'lr: [1,\n', 'is not valid YAML or JSON'), (b'', 'is empty'), (b'\xc8\x00\xff' * 50, 'is not a text file'),
+    (b'- 1\n- 2\n', 'holds a list, not a mapping'),
+])
+def test_bad_config_files(tmp_path, content, says):
+    f = tmp_path / 'c.yaml'; f.write_bytes(content)
+    bad_cli('train', *SMALL, '--config', f, '--out', tmp_path / 'r', says=[f'--config={f}', says])
+    assert not (tmp_path / 'r').exists()
+
+
+def test_data_root_that_is_a_file(tmp_path, monkeypatch):
+    f = tmp_path / 'file'; f.write_text('x')
+    bad_cli('download', 'mnist', '--root', f, says=[f"root='{f}'", 'is a file, not a folder'])
+    monkeypatch.setenv('BIOSS_DATA', str(f))
+    bad_cli('download', 'mnist', says=['$BIOSS_DATA=', 'is a file, not a folder'])
+
+
+def test_full_disk_is_one_clear_line(tmp_path, monkeypatch):
+    "torch reports a full disk as '[enforce fail at inline_container.cc] unexpected pos': the run says so, and keeps its checkpoint."
+    fault()
+    assert cli('train', *SMALL, '--epochs', '2', '--stop-after', '4', '--out', tmp_path)[0] == 0
+    good = (tmp_path / 'checkpoint.pt').read_bytes()
+    def full(*a, **k): raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0')
+    monkeypatch.setattr(torch, 'save', full)
+    bad_cli('train', *SMALL, '--epochs', '2', '--out', tmp_path, says=['checkpoint.pt could not be written', 'the disk is full'])
+    if (tmp_path / 'checkpoint.pt').read_bytes() != good: lost()
+    assert TALLY['runs_lost'] == 0
+
+
+def test_metrics_that_is_a_folder(tmp_path):
+    fault()
+    assert cli('train', *SMALL, '--epochs', '2', '--stop-after', '4', '--out', tmp_path)[0] == 0
+    (tmp_path / 'metrics.jsonl').unlink(); (tmp_path / 'metrics.jsonl').mkdir()
+    bad_cli('train', *SMALL, '--epochs', '2', '--out', tmp_path, says=['metrics.jsonl could not be written', 'folder'])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes read-only files')
+def test_read_only_metrics(tmp_path):
+    fault()
+    assert cli('train', *SMALL, '--epochs', '2', '--stop-after', '4', '--out', tmp_path)[0] == 0
+    (tmp_path / 'metrics.jsonl').chmod(0o444)
+    try: bad_cli('train', *SMALL, '--epochs', '2', '--out', tmp_path, says=['metrics.jsonl could not be written', 'ermission'])
+    finally: (tmp_path / 'metrics.jsonl').chmod(0o644)
+
+
+def test_bad_library_calls_24():
+    from bioss_nb.losses import ContrastiveHinge, SimCLR
+    from bioss_nb.evaluate import linear_probe
+    bad_call(lambda: ContrastiveHinge(grad_block='no'), "grad_block='no'")
+    bad_call(lambda: ContrastiveHinge()(torch.zeros(4, 0), torch.zeros(4, 0)), 'width D=0')
+    bad_call(lambda: SimCLR()(torch.full((4, 3), 3e38), -torch.full((4, 3), 3e38)), 'overflow')
+    f, y = torch.randn(20, 4), torch.arange(20) % 2
+    bad_call(lambda: linear_probe(f * float('nan'), y, {}), 'train', 'NaN')
+    bad_call(lambda: linear_probe(f, y, {}, epochs=0), 'epochs=0')
+    bad_call(lambda: get_config(perturb_rot=float('nan')), 'perturb_rot=nan')
+    bad_call(lambda: get_config(perturb_scale=-1.), 'perturb_scale=-1.0')
+
+
 def test_zz_summary():
     "The tally, printed as the suite's last line (and written where $BIOSS_FAULTS_SUMMARY says)."
     t = TALLY
