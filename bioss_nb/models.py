@@ -185,7 +185,8 @@ def register_encoder(name:str, # the name `build_encoder`, `Config.encoder` and 
     "Make an encoder constructor available by name; returns `fn`."
     if not isinstance(name, str) or not name.isidentifier(): raise ValueError(f"name={name!r} must be a name such as 'resnet_tiny'")
     if not callable(fn): raise ValueError(f"fn={fn!r} must be callable as fn(rule='bp', **kw) -> Encoder")
-    if name in ENCODERS and not overwrite and ENCODERS[name] is not fn:
+    same = getattr(ENCODERS.get(name), '__qualname__', None) == getattr(fn, '__qualname__', '')   # a chapter re-running its cell
+    if name in ENCODERS and not overwrite and not same:
         raise ValueError(f"encoder {name!r} is already registered: pass overwrite=True to replace it")
     ENCODERS[name] = fn
     return fn
