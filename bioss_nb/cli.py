@@ -306,8 +306,10 @@ def _check_command(cmd:str, a:dict, preset:str):
             for d in ds: _check_device(f'cuda:{d}' if d.strip().isdigit() else d.strip(), '--devices')
         rows, seeds = a.get('rows'), a.get('seeds') or []
         if rows is not None and not rows: raise UsageError("--rows: give at least one row (or leave --rows out for the whole grid)")
-        if rows and a.get('grid', 'default') != 'default':
-            raise UsageError(f"--grid={a['grid']} and --rows exclude each other: give the grid, or the rows")
+        if rows and a.get('grid', 'default') != 'default':       # rows with a grid: a part of that grid (its table's labels)
+            inside = {r.key for r in grid_rows(a['grid'], a['preset'])}
+            outside = [r for r in rows if r not in inside]
+            if outside: raise UsageError(f"--rows {outside[0]} is not a row of --grid={a['grid']}: give rows of that grid, or leave --grid out")
         for n, v in (('rows', rows or []), ('seeds', seeds)):
             dup = sorted({x for x in v if v.count(x) > 1}, key=str)
             if dup: raise UsageError(f"--{n}: {dup[0]} is given twice; give each once")

@@ -432,7 +432,7 @@ def test_grid_workers_end_with_their_parent(tmp_path):
     ('table', ['--rows', 'random', 'random'], ['--rows', 'random', 'twice']),
     ('table', ['--rows', 'random', '--seeds', '0', '0'], ['--seeds', 'twice']),
     ('table', ['--rows'], ['--rows', 'at least one row']),
-    ('table', ['--grid', 'table1', '--rows', 'random'], ['--grid=table1', '--rows']),
+    ('table', ['--grid', 'table2', '--rows', 'random'], ['--grid=table2', '--rows random']),
     ('table', ['--jobs', '1000'], ['--jobs=1000']),
 ])
 def test_accepted_nonsense_refused(tmp_path, cmd, args, says):
