@@ -12,8 +12,8 @@ import torch
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['RULE_COLORS', 'get_device', 'feedback_generator', 'seed_everything', 'check_choice', 'NonFiniteLossError',
-           'check_images', 'to_float', 'show_grid']
+__all__ = ['RULE_COLORS', 'get_device', 'feedback_generator', 'seed_everything', 'check_choice', 'add_entry',
+           'NonFiniteLossError', 'check_images', 'to_float', 'show_grid']
 
 # %% ../nbs/00_core.ipynb #0dc4e5b1
 def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cpu', or None for the best available
@@ -61,6 +61,22 @@ def check_choice(value, # the value received
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(repr(a) for a in allowed)}")
     return value
+
+# %% ../nbs/00_core.ipynb #479dc062
+def add_entry(registry:dict, # a registry: name -> object (RULES, LOSSES, ENCODERS)
+              kind:str, # what it holds, for messages: 'rule', 'loss', 'encoder'
+              name:str, # the name `Config` and the command line use
+              obj, # the rule, loss or encoder constructor
+              overwrite:bool=False, # replace an entry of another class under this name
+              example:str='mine'): # a name to show in the error
+    "Put `obj` in `registry` under `name`; the same class (or function) again replaces its entry, so a chapter can re-run its cell."
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{kind} name {name!r} must be a name such as {example!r} (letters, digits, underscores)")
+    key = lambda o: getattr(o, '__qualname__', type(o).__qualname__)      # a function's own name, else its class's
+    if name in registry and not overwrite and key(registry[name]) != key(obj):
+        raise ValueError(f"{kind} {name!r} is already registered ({registry[name]!r}): pass overwrite=True to replace it")
+    registry[name] = obj
+    return obj
 
 # %% ../nbs/00_core.ipynb #62448aa4
 class NonFiniteLossError(RuntimeError):

@@ -63,14 +63,9 @@ def register_rule(rule:FeedbackRule, # an instance of a `FeedbackRule` subclass 
                   overwrite:bool=False) -> FeedbackRule:
     "Make `rule` available by name to `convert`, the encoders, `Config` and the command line; returns it."
     if not isinstance(rule, FeedbackRule): raise ValueError(f"rule={rule!r} must be an instance of a FeedbackRule subclass")
-    if not isinstance(rule.name, str) or not rule.name.isidentifier():
-        raise ValueError(f"rule.name={rule.name!r} must be a name such as 'kp' (letters, digits, underscores)")
     if rule.B not in (None, 'fixed', 'learned'): raise ValueError(f"rule.B={rule.B!r} must be None, 'fixed' or 'learned'")
-    same = type(RULES[rule.name]).__qualname__ == type(rule).__qualname__ if rule.name in RULES else True   # a chapter re-running its cell
-    if rule.name in RULES and not overwrite and not same:
-        raise ValueError(f"rule {rule.name!r} is already registered ({RULES[rule.name]!r}): pass overwrite=True to replace it")
-    RULES[rule.name] = rule
-    return rule
+    from bioss_nb.core import add_entry
+    return add_entry(RULES, 'rule', rule.name, rule, overwrite, example='kp')
 
 def get_rule(name:str) -> FeedbackRule:
     "The registered rule called `name`; a `ValueError` listing the registered names otherwise."

@@ -195,13 +195,8 @@ def register_loss(loss:SSLLoss, # an instance of an `SSLLoss` subclass with its 
                   overwrite:bool=False) -> SSLLoss:
     "Make `loss` available by name to `get_loss`, `Config` and the command line; returns it."
     if not isinstance(loss, SSLLoss): raise ValueError(f"loss={loss!r} must be an instance of an SSLLoss subclass")
-    if not isinstance(loss.name, str) or not loss.name.isidentifier():
-        raise ValueError(f"loss.name={loss.name!r} must be a name such as 'vicreg' (letters, digits, underscores)")
-    same = type(LOSSES[loss.name]).__qualname__ == type(loss).__qualname__ if loss.name in LOSSES else True   # a chapter re-running its cell
-    if loss.name in LOSSES and not overwrite and not same:
-        raise ValueError(f"loss {loss.name!r} is already registered ({LOSSES[loss.name]!r}): pass overwrite=True to replace it")
-    LOSSES[loss.name] = loss
-    return loss
+    from bioss_nb.core import add_entry
+    return add_entry(LOSSES, 'loss', loss.name, loss, overwrite, example='vicreg')
 
 def get_loss(name:str, # a registered loss: 'hinge', 'simclr', ...
              **kw) -> nn.Module: # passed to the loss's constructor

@@ -183,13 +183,9 @@ def register_encoder(name:str, # the name `build_encoder`, `Config.encoder` and 
                      fn, # fn(rule='bp', **kw) -> an `Encoder` (blocks by index, `out_shapes`, `head_features`)
                      overwrite:bool=False):
     "Make an encoder constructor available by name; returns `fn`."
-    if not isinstance(name, str) or not name.isidentifier(): raise ValueError(f"name={name!r} must be a name such as 'resnet_tiny'")
     if not callable(fn): raise ValueError(f"fn={fn!r} must be callable as fn(rule='bp', **kw) -> Encoder")
-    same = getattr(ENCODERS.get(name), '__qualname__', None) == getattr(fn, '__qualname__', '')   # a chapter re-running its cell
-    if name in ENCODERS and not overwrite and not same:
-        raise ValueError(f"encoder {name!r} is already registered: pass overwrite=True to replace it")
-    ENCODERS[name] = fn
-    return fn
+    from bioss_nb.core import add_entry
+    return add_entry(ENCODERS, 'encoder', name, fn, overwrite, example='resnet_tiny')
 
 for _n, _f in dict(conv6=conv6, mnist=mnist_net, vgg6=vgg6, vgg6_tiny=vgg6_tiny).items(): register_encoder(_n, _f)
 
