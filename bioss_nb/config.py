@@ -98,6 +98,10 @@ class Config:
     compile:bool=False              # torch.compile what each step calls (the benchmark says when it pays)
     loggers:str='jsonl'             # comma-separated: 'jsonl' (metrics.jsonl, always), 'csv' (metrics.csv), 'tensorboard' (tb/)
     explode:float=100.              # warn when an epoch's loss exceeds this many times its first step's loss (0: never)
+    log_every:int=10                # a step record (loss, lr, seconds per step) every this many steps (0: epoch records only); the
+                                    # losses reach the host only then, at epoch ends and at checkpoints: no sync per step
+    monitor_every:int=0             # every this many epochs, the kNN accuracy (k=20, cosine) of held-out probe images, per block (0: off)
+    monitor_n:int=300               # the monitor's labelled reference images (and half as many held-out test images, clean and perturbed)
     imports:str=''                  # comma-separated modules imported first: a user's rules, losses, encoders (recorded, so resume, eval and --config repeat it)
 
     def replace(self, **kw) -> Config:
@@ -181,6 +185,9 @@ def validate(self:Config) -> Config:
     if self.seed < 0: raise ValueError(f"seed={self.seed} must be >= 0")
     _check_ranges(self)
     for lg in self.loggers.split(','): check_choice(lg.strip(), 'loggers', LOGGERS)
+    for n in ('log_every', 'monitor_every'):
+        if getattr(self, n) < 0: raise ValueError(f"{n}={getattr(self, n)} must be >= 0 (0: off)")
+    if self.monitor_n < 2: raise ValueError(f"monitor_n={self.monitor_n} must be at least 2 (reference images for the kNN monitor)")
     if not (self.explode == 0 or self.explode > 1) or not math.isfinite(self.explode):
         raise ValueError(f"explode={self.explode!r} must be 0 (never warn) or a factor > 1")
     for field, spec in (('rule', rule), ('loss', loss)):
@@ -298,10 +305,10 @@ PRESETS = {
                        batch_size=100, lr=1e-3, epochs=4, ll_epochs=2, loss='hinge', tau=2., delta=1., n_negs=5, grad_block=True,
                        flip=0.5, clapp_patch=16, clapp_negs=1,
                        probe_epochs=200, probe_lr=0.1, probe_batch=250, sup_epochs=5, sup_batch=100, ckpt_every=1,
-                       channels_last=True),
+                       channels_last=True, monitor_every=2),
     'tiny': dict(data='mnist5k', probe_data='mnist5k', encoder='mnist', n_train=4000, batch_size=100, lr=1e-3, epochs=5,
                  loss='hinge', tau=2., delta=1., p=0.5, flip=0., affine_frac=1.,
-                 probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=15, ckpt_every=1),
+                 probe_epochs=100, probe_lr=1e-3, probe_batch=500, sup_epochs=15, ckpt_every=1, monitor_every=1),
 }
 
 PRESET_HELP = {

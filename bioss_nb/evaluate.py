@@ -14,11 +14,11 @@ from torch import nn
 import torch.nn.functional as F
 from .core import get_device, seed_everything, to_float, show_grid, RULE_COLORS
 from .models import build_encoder
-from .train import Config, get_config, load_encoder, train, _atomic_write
+from .train import Config, get_config, load_encoder, train, _atomic_write, live_bars
 
 # %% auto #0
 __all__ = ['features', 'linear_probe', 'probe_data', 'probe', 'probe_train_views', 'probe_random_crops', 'random_encoder',
-           'train_supervised', 'evaluate_run']
+           'train_supervised', 'evaluate_run', 'knn_predict', 'knn_accuracy', 'monitor_data']
 
 # %% ../nbs/08_eval.ipynb #02d88326
 @torch.no_grad()
@@ -65,7 +65,7 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
         torch.manual_seed(seed); clf = nn.Linear(f_train.shape[1], n_classes).to(dev)
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     n, bs = len(f_train), min(batch_size, len(f_train))
-    for _ in tqdm(range(epochs), desc='probe', disable=not progress, leave=False, dynamic_ncols=True):
+    for _ in tqdm(range(epochs), desc='probe', disable=not (progress and live_bars()), leave=False, dynamic_ncols=True):
         perm = torch.randperm(n, generator=g).to(dev)
         for i in range(0, n - bs + 1, bs):      # drop the last partial batch, as the SSL loader does
             idx = perm[i:i + bs]
@@ -150,7 +150,7 @@ def probe_random_crops(encoder:nn.Module, cfg:Config, layers:list|None=None, dev
     n, bs = len(x), min(cfg.probe_batch, len(x))
     clapp = cfg.loss == 'clapp' and cfg.views == 'crops'
     train_acc = [0.] * len(layers)
-    for ep in tqdm(range(cfg.probe_epochs), desc='probe', disable=not cfg.progress, leave=False, dynamic_ncols=True):
+    for ep in tqdm(range(cfg.probe_epochs), desc='probe', disable=not (cfg.progress and live_bars()), leave=False, dynamic_ncols=True):
         perm, last = torch.randperm(n, generator=g), ep == cfg.probe_epochs - 1
         for i in range(0, n - bs + 1, bs):
             idx = perm[i:i + bs]
@@ -187,7 +187,7 @@ def train_supervised(cfg:Config, # encoder, probe_data, sup_epochs, sup_lr, prob
     g = torch.Generator().manual_seed(cfg.seed)
     x, y = d['x_train'].to(device), d['y_train'].to(device)
     n, bs = len(x), min(cfg.sup_batch, len(x))
-    for _ in tqdm(range(cfg.sup_epochs), desc='supervised', disable=not cfg.progress, leave=False, dynamic_ncols=True):
+    for _ in tqdm(range(cfg.sup_epochs), desc='supervised', disable=not (cfg.progress and live_bars()), leave=False, dynamic_ncols=True):
         perm = torch.randperm(n, generator=g).to(device)
         for i in range(0, n - bs + 1, bs):
             idx = perm[i:i + bs]
@@ -206,7 +206,7 @@ def train_supervised(cfg:Config, # encoder, probe_data, sup_epochs, sup_lr, prob
 def evaluate_run(run_dir:str|Path, # a folder written by `train`
                  layers:str|list='auto', # 'auto': every block for GLL/RLL, the last for E2E; 'last'; 'all'; or indices
                  device=None, write:bool=True, **overrides) -> dict:
-    "Probe a trained run clean and perturbed; write and return the result (eval.json)."
+    "Probe a trained run clean and perturbed; write and return the result (eval.json, and one record per block to the run's loggers)."
     run_dir = Path(run_dir)
     enc, cfg = load_encoder(run_dir, device=device)
     if overrides: cfg = cfg.replace(**overrides).validate()
@@ -219,5 +219,51 @@ def evaluate_run(run_dir:str|Path, # a folder written by `train`
                probe_data=cfg.probe_data or cfg.data, clean=res[L - 1]['clean'] if L - 1 in res else None,
                perturbed=res[L - 1]['perturbed'] if L - 1 in res else None,
                layers={str(l): v for l, v in res.items()})
-    if write: _atomic_write(run_dir / 'eval.json', lambda f: f.write(json.dumps(out, indent=1).encode()))
+    if write:
+        _atomic_write(run_dir / 'eval.json', lambda f: f.write(json.dumps(out, indent=1).encode()))
+        _log_probe(run_dir, cfg, res, L)
     return out
+
+def _log_probe(run_dir:Path, cfg:Config, res:dict, L:int):
+    "The probe's accuracies as 'probe' records in metrics.jsonl (and metrics.csv, TensorBoard), at the run's last step."
+    from bioss_nb.runs import MetricsLog, read_metrics
+    step = max((r.get('step', 0) for r in read_metrics(run_dir, kind=None)), default=0)
+    log = MetricsLog(run_dir, cfg.loggers)
+    try:
+        for l, v in res.items():
+            log.write(dict(kind='probe', step=step, layer=l, clean=v['clean'], perturbed=v['perturbed'], train=v['train'], dim=v['dim'],
+                           probe_data=cfg.probe_data or cfg.data, top=l == L - 1))
+    finally: log.close()
+
+# %% ../nbs/08_eval.ipynb #e35b5570
+@torch.no_grad()
+def knn_predict(f_ref:torch.Tensor, # (N, D) reference features
+                y_ref:torch.Tensor, # (N,) their labels
+                f_test:torch.Tensor, # (M, D) features to classify
+                k:int=20, # neighbours that vote
+                T:float=0.07, # temperature of the vote weights exp(similarity / T)
+                n_classes:int|None=None,
+                batch_size:int=1000) -> torch.Tensor:
+    "The class of each test row: its `k` most cosine-similar references vote with weight exp(similarity / T) (ties: the lower class)."
+    fr, ft = F.normalize(f_ref.float(), dim=1), F.normalize(f_test.float(), dim=1)
+    y_ref = y_ref.to(fr.device)
+    C, k = n_classes or int(y_ref.max()) + 1, min(k, len(fr))
+    out = []
+    for i in range(0, len(ft), batch_size):
+        s, idx = (ft[i:i + batch_size] @ fr.T).topk(k, dim=1)
+        votes = torch.zeros(len(s), C, device=fr.device, dtype=s.dtype).scatter_add_(1, y_ref[idx], (s / T).exp())
+        out.append(votes.argmax(1))
+    return torch.cat(out)
+
+def knn_accuracy(f_ref, y_ref, f_test, y_test, k:int=20, T:float=0.07) -> float:
+    "Accuracy of `knn_predict` on (f_test, y_test)."
+    C = int(max(y_ref.max(), y_test.max())) + 1
+    return (knn_predict(f_ref, y_ref, f_test, k, T, C).cpu() == y_test.cpu()).float().mean().item()
+
+def monitor_data(cfg:Config) -> dict:
+    "The monitor's fixed images: `monitor_n` labelled probe-training images (x_ref, y_ref), `monitor_n // 2` test images clean and perturbed."
+    d = probe_data(cfg)
+    g = torch.Generator().manual_seed(0)                 # its own generator: the run's random streams do not move
+    r = torch.randperm(len(d['x_train']), generator=g)[:cfg.monitor_n]
+    t = torch.randperm(len(d['x_test']), generator=g)[:max(1, cfg.monitor_n // 2)]
+    return dict(x_ref=d['x_train'][r], y_ref=d['y_train'][r], x_test=d['x_test'][t], x_perturbed=d['x_perturbed'][t], y_test=d['y_test'][t])

@@ -130,19 +130,20 @@ def _write_failed(path:Path, e:Exception) -> RunFolderError:
                           f"that path away), then run the same command again to resume from the last checkpoint")
 
 # %% ../nbs/11_engineering.ipynb #769c96c1
-def read_metrics(run_dir:str|Path) -> list:
-    "The records of `run_dir/metrics.jsonl`; a line that does not parse (torn by a kill mid-write) is skipped."
+def read_metrics(run_dir:str|Path, # a run folder
+                 kind:str|None='epoch', # 'epoch', 'step' or 'probe' records; None: all
+                ) -> list:
+    "The records of one `kind` in `run_dir/metrics.jsonl`; a line that does not parse (torn by a kill mid-write) is skipped."
     m, out = Path(run_dir) / 'metrics.jsonl', []
     if not m.exists(): return out
     for line in m.read_text(errors='replace').splitlines():
         try: r = json.loads(line)
         except ValueError: continue
-        if isinstance(r, dict): out.append(r)
+        if isinstance(r, dict) and (kind is None or r.get('kind', 'epoch') == kind): out.append(r)   # older runs: epochs only
     return out
 
-_CSV_COLS = ('stage', 'epoch', 'step', 'layer', 'loss', 'time_s', 'event')
-
-_CSV_COLS = ('stage', 'epoch', 'step', 'layer', 'loss', 'time_s', 'event')
+_CSV_COLS = ('stage', 'epoch', 'step', 'layer', 'loss', 'time_s', 'event', 'kind', 'lr', 'step_time_s', 'knn_clean', 'knn_perturbed',
+             'clean', 'perturbed')
 
 class MetricsLog:
     "A run's metrics: one JSON line per record in metrics.jsonl, and metrics.csv and TensorBoard events (tb/) if asked."
@@ -155,7 +156,7 @@ class MetricsLog:
             try: import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
             except ImportError: raise ValueError("loggers='tensorboard' needs the tensorboard package: "
                                                  "pip install 'bioss_nb[tensorboard]'") from None
-        self.start_step, self._tb = 0, None        # TensorBoard drops events past start_step (those of a killed run)
+        self.start_step, self._tb, self._csv_ok = None, None, False   # `fit` sets start_step: TensorBoard drops later events
 
     def write(self, rec:dict):
         "Append one record to metrics.jsonl (and metrics.csv, TensorBoard)."
@@ -163,19 +164,50 @@ class MetricsLog:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
         except OSError as e: raise _write_failed(self.run_dir / 'metrics.jsonl', e) from None
-        if 'csv' in self.loggers: self._write_csv(read_metrics(self.run_dir))
-        if 'tensorboard' in self.loggers and 'loss' in rec:
-            if self._tb is None:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(self.run_dir / 'tb'), purge_step=self.start_step + 1)
-            self._tb.add_scalar('loss/epoch', rec['loss'], rec['step'])
-            for l, v in rec.get('loss_per_layer', {}).items(): self._tb.add_scalar(f'loss/block{l}', v, rec['step'])
+        if 'csv' in self.loggers: self._append_csv(rec)
+        if 'tensorboard' in self.loggers: self._write_tb(rec)
+
+    def hparams(self, hp:dict):
+        "The run's settings: hparams.yaml beside metrics.csv (as Lightning's CSV logger writes it), and TensorBoard's HPARAMS tab."
+        if 'csv' in self.loggers:
+            import yaml
+            _atomic_write(self.run_dir / 'hparams.yaml', lambda f: f.write(yaml.safe_dump(dict(hp), sort_keys=False).encode()))
+        if 'tensorboard' in self.loggers:
+            from torch.utils.tensorboard.summary import hparams
+            flat = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hp.items()}
+            tags = ('loss/epoch', 'knn/clean', 'knn/perturbed', 'probe/clean', 'probe/perturbed')   # the columns it shows
+            for s in hparams(flat, {t: 0. for t in tags}): self._writer()._get_file_writer().add_summary(s)
             self._tb.flush()
+
+    def _writer(self):
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(str(self.run_dir / 'tb'), purge_step=None if self.start_step is None else self.start_step + 1)
+        return self._tb
+
+    def _write_tb(self, rec:dict):
+        "Step records: loss/step, lr, time/step_s; epochs: loss/epoch, loss/block{l}, knn/...; probes: probe/clean, probe/perturbed."
+        tb, s, kind = self._writer(), rec.get('step', 0), rec.get('kind', 'epoch')
+        def add(tag, v):
+            if v is not None: tb.add_scalar(tag, v, s)
+        if kind == 'step':
+            add('loss/step', rec['loss']); add('lr', rec.get('lr')); add('time/step_s', rec.get('step_time_s'))
+        elif kind == 'probe':
+            for m in ('clean', 'perturbed'):
+                add(f'probe/{m}_block{rec["layer"]}', rec[m])
+                if rec.get('top'): add(f'probe/{m}', rec[m])
+        elif 'loss' in rec:
+            add('loss/epoch', rec['loss']); add('time/epoch_s', rec.get('time_s'))
+            for l, v in rec.get('loss_per_layer', {}).items(): add(f'loss/block{l}', v)
+            add('knn/clean', rec.get('knn_clean')); add('knn/perturbed', rec.get('knn_perturbed'))
+            if len(rec.get('knn', {})) > 1:
+                for l, r in rec['knn'].items(): add(f'knn/clean_block{l}', r['clean']); add(f'knn/perturbed_block{l}', r['perturbed'])
+        tb.flush()
 
     def trim(self, step:int):
         "Keep the records up to `step` (a resumed run drops what it logged after its checkpoint, and a torn line)."
         self._check_damage()
-        keep = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= step]
+        keep = [r for r in read_metrics(self.run_dir, kind=None) if r.get('step', 0) <= step]
         _atomic_write(self.run_dir / 'metrics.jsonl', lambda f: f.write(''.join(json.dumps(r) + '\n' for r in keep).encode()))
         if 'csv' in self.loggers: self._write_csv(keep)
 
@@ -196,12 +228,27 @@ class MetricsLog:
                          f"and {'are' if len(bad) > 1 else 'is'} left out; the file as it was is kept in {keep}\n")
 
     def _write_csv(self, records:list):
-        "metrics.csv: the records as a table (rewritten whole, so it always matches metrics.jsonl)."
-        rows = [','.join('' if r.get(c) is None else str(r.get(c)) for c in _CSV_COLS) for r in records]
-        _atomic_write(self.run_dir / 'metrics.csv', lambda f: f.write(('\n'.join([','.join(_CSV_COLS), *rows]) + '\n').encode()))
+        "metrics.csv: the records as a table, rewritten whole (on a resume, or over an older file's columns)."
+        _atomic_write(self.run_dir / 'metrics.csv',
+                      lambda f: f.write(('\n'.join([','.join(_CSV_COLS), *map(_csv_row, records)]) + '\n').encode()))
+        self._csv_ok = True
+
+    def _append_csv(self, rec:dict):
+        "One row appended to metrics.csv; the whole file from metrics.jsonl if it is missing or has other columns."
+        f = self.run_dir / 'metrics.csv'
+        if not self._csv_ok:
+            try: ok = f.is_file() and f.open().readline().strip() == ','.join(_CSV_COLS)
+            except OSError: ok = False
+            if not ok: return self._write_csv(read_metrics(self.run_dir, kind=None))    # `rec` is in metrics.jsonl already
+            self._csv_ok = True
+        try:
+            with open(f, 'a') as fh: fh.write(_csv_row(rec) + '\n')
+        except OSError as e: raise _write_failed(f, e) from None
 
     def close(self):
         if self._tb is not None: self._tb.close(); self._tb = None
+
+def _csv_row(r:dict) -> str: return ','.join('' if r.get(c) is None else str(r.get(c)) for c in _CSV_COLS)
 
 # %% ../nbs/11_engineering.ipynb #3eaff734
 class RunInterrupted(KeyboardInterrupt):

@@ -6,7 +6,7 @@ Docs: https://bioss-nb.github.io/bioss_nb/train.html.md"""
 
 # %% ../nbs/07_train.ipynb #f5e679ef
 from __future__ import annotations
-import dataclasses, json, math, os, signal, time
+import dataclasses, json, math, os, signal, sys, time
 from dataclasses import asdict, fields
 from pathlib import Path
 import torch
@@ -26,7 +26,7 @@ from .distributed import *
 from .distributed import _Gather, _Chain
 
 # %% auto #0
-__all__ = ['build_networks', 'build_loss', 'prepare_images', 'speed_settings', 'Trainer', 'train', 'load_encoder']
+__all__ = ['build_networks', 'build_loss', 'prepare_images', 'speed_settings', 'Trainer', 'live_bars', 'train', 'load_encoder']
 
 # %% ../nbs/07_train.ipynb #ce337455
 def build_networks(cfg:Config) -> tuple:
@@ -109,6 +109,8 @@ class Trainer:
         self.pos = dict(stage=0, epoch=0, batch=0, step=0)
         self.perm, self.layer_seq, self.done = None, [], False
         self._acc = self._fresh_acc()
+        self._pending, self._win_t0 = [], None        # the steps' losses (on the device) not yet read, and when they began
+        self.monitor = {}                             # the last kNN monitor: {block: {'clean': acc, 'perturbed': acc}}
         self.watch = dict(first={}, exploded=[])     # first-step loss per block; epochs whose loss exploded
         self.callbacks = list(callbacks or [])
         self.metrics = MetricsLog(self.run_dir, cfg.loggers)   # metrics.jsonl (+ csv, TensorBoard)
@@ -138,7 +140,9 @@ class Trainer:
 def _batch(self:Trainer, b:int) -> torch.Tensor:
     "Mini-batch `b` of the current epoch's permutation, as floats in [0, 1] on the device."
     bs = self.cfg.batch_size
-    idx = self.perm[b * bs:(b + 1) * bs].to(self.device)
+    if getattr(self, '_perm_dev', (None,))[0] is not self.perm:      # one copy per epoch: no host-to-device copy per step
+        self._perm_dev = (self.perm, self.perm.to(self.device))
+    idx = self._perm_dev[1][b * bs:(b + 1) * bs]
     xb = to_float(self.x[idx])
     return xb.contiguous(memory_format=torch.channels_last) if self.channels_last else xb
 
@@ -154,14 +158,39 @@ def views(self:Trainer, xb:torch.Tensor) -> tuple:
 
 # %% ../nbs/07_train.ipynb #9e4a14e5
 @patch
+def _diverged(self:Trainer, what:str, pos:tuple|None=None):
+    "Stop: a `NonFiniteLossError` naming `what`, the step's (stage, epoch, batch, step) and the run folder; the trainer returns to the last good checkpoint."
+    s, e, b, st = pos or (self.pos['stage'], self.pos['epoch'], self.pos['batch'], self.pos['step'])
+    msg = (f"{what} at stage {s}, epoch {e}, batch {b} (step {st}); the last good checkpoint in {self.run_dir} is kept. "
+           f"Try a smaller lr (now {self.cfg.lr}).")
+    self._pending, ck = [], self.run_dir / 'checkpoint.pt'
+    if ck.exists():                                   # the weights in memory too: no NaN stays in the trainer
+        try: self.load_state_dict(load_checkpoint(ck))
+        except RunFolderError: pass
+    raise NonFiniteLossError(msg)
+
+@patch
 def _check(self:Trainer, loss, what:str|None=None) -> float:
-    "The loss as a float; `NonFiniteLossError` (naming the position and the run folder) if it is NaN or infinite."
+    "The loss as a float (read at once: a host sync); `_diverged` if it is NaN or infinite."
     v = loss.item() if isinstance(loss, torch.Tensor) else float(loss)
-    if not math.isfinite(v):
-        p = self.pos
-        raise NonFiniteLossError(f"{what or f'loss is {v}'} at stage {p['stage']}, epoch {p['epoch']}, batch {p['batch']} (step {p['step']}); "
-                                 f"the last good checkpoint in {self.run_dir} is kept. Try a smaller lr (now {self.cfg.lr}).")
+    if not math.isfinite(v): self._diverged(what or f'loss is {v}')
     return v
+
+@patch
+def _flush(self:Trainer) -> list:
+    "The losses of the steps since the last read, read in one transfer and checked, added to the epoch's sums: [(block, loss)]."
+    pend, self._pending = self._pending, []
+    if not pend: return []
+    ts = [v for v, _, _ in pend if isinstance(v, torch.Tensor)]
+    got = iter(torch.stack([t.float().reshape(()) for t in ts]).tolist() if ts else [])
+    out = []
+    for v, l, pos in pend:
+        x = next(got) if isinstance(v, torch.Tensor) else float(v)
+        if not math.isfinite(x): self._diverged(f'loss is {x}', pos)
+        self.watch['first'].setdefault(l, x)
+        self._acc['loss'][l] += x; self._acc['n'][l] += 1
+        out.append((l, x))
+    return out
 
 @patch
 def _autocast(self:Trainer):
@@ -183,15 +212,14 @@ def _loss(self:Trainer, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
         self._check(float('nan'), what='the embeddings hold NaN or infinite values')
 
 @patch
-def _update(self:Trainer, loss:torch.Tensor, opt) -> float:
-    "Check the loss, then one optimizer step on its gradient; the loss as a float."
-    v = self._check(loss)
+def _update(self:Trainer, loss:torch.Tensor, opt) -> torch.Tensor:
+    "One optimizer step on the loss's gradient; the loss, left on the device (`_flush` reads and checks it later)."
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    return v
+    return loss.detach()
 
 @patch
-def step_e2e(self:Trainer, xb:torch.Tensor) -> float:
-    "One E2E update: loss(z1, z2) with z = head(encoder(view)), all blocks and the head updated."
+def step_e2e(self:Trainer, xb:torch.Tensor) -> torch.Tensor|float:
+    "One E2E update: loss(z1, z2) with z = head(encoder(view)), all blocks and the head updated; the loss (on the device)."
     if self.loss_spec.batch_loss is not None: return self._update(self.loss_spec.batch_loss(self, xb, None), self.opts[0])
     v1, v2 = self.views(xb)
     if self.method is not None:                                        # the rule's own step (DTP's targets)
@@ -206,8 +234,8 @@ def step_e2e(self:Trainer, xb:torch.Tensor) -> float:
     return self._update(self._loss(*self._global(z1.float(), z2.float())), self.opts[0])
 
 @patch
-def step_layer(self:Trainer, xb:torch.Tensor, l:int) -> float:
-    "One layer-wise update of block `l`: blocks < l frozen under no_grad, loss at head_l, only block l and head_l move."
+def step_layer(self:Trainer, xb:torch.Tensor, l:int) -> torch.Tensor:
+    "One layer-wise update of block `l`: blocks < l frozen under no_grad, loss at head_l, only block l and head_l move; the loss (on the device)."
     if self.loss_spec.batch_loss is not None: return self._update(self.loss_spec.batch_loss(self, xb, l), self.opts[l])
     v1, v2 = self.views(xb)
     if self.world > 1: v1, v2 = v1[self.local], v2[self.local]
@@ -255,7 +283,8 @@ def load_state_dict(self:Trainer, sd:dict):
 
 @patch
 def save(self:Trainer, path:str|Path|None=None) -> Path:
-    "Write the checkpoint atomically (main process only); returns its path."
+    "Write the checkpoint atomically (main process only), after reading and checking the steps' losses; returns its path."
+    self._flush()                                     # a checkpoint never holds a step whose loss was not checked
     path = Path(path or self.run_dir / 'checkpoint.pt')
     if is_main_process(): save_checkpoint(path, self.state_dict())
     return path
@@ -279,16 +308,28 @@ def _check_stop_after(stop_after):
     if stop_after is not None and (not isinstance(stop_after, int) or isinstance(stop_after, bool) or stop_after < 1):
         raise ValueError(f"stop_after={stop_after!r} must be None or a positive number of steps")
 
+def live_bars() -> bool:
+    "Can a progress bar redraw in place? Yes on a terminal and in Jupyter; no when stderr is a file (a log gets plain lines)."
+    try:
+        if sys.stderr.isatty(): return True
+    except (AttributeError, ValueError): pass        # a closed or replaced stderr
+    ip = sys.modules.get('IPython')
+    try: return type(ip.get_ipython()).__name__ == 'ZMQInteractiveShell'
+    except AttributeError: return False
+
 @patch
 def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
     "Train from the current position to the end of the schedule (or for `stop_after` steps)."
     _check_stop_after(stop_after)
-    c, nb, done_now = self.cfg, self.n_batches, 0
+    c, nb, done_now, main = self.cfg, self.n_batches, 0, is_main_process()
     self.metrics.start_step = self.pos['step']
-    if is_main_process():
+    if main:
         _atomic_write(self.run_dir / 'config.json', lambda f: f.write(json.dumps(asdict(c), indent=1).encode()))
-    bar = tqdm(total=self.total_steps, initial=self.pos['step'], disable=not (c.progress and is_main_process()),
-               desc=f"{c.schedule}/{c.rule}", dynamic_ncols=True)
+        self.metrics.hparams(asdict(c))
+    self._lines = c.progress and main and not live_bars()     # stderr is a file: one plain line per epoch, no bar
+    bar = self._bar = tqdm(total=self.total_steps, initial=self.pos['step'], disable=not (c.progress and main and live_bars()),
+                           desc=f"{c.schedule}/{c.rule}", dynamic_ncols=True)
+    every_step = any(hasattr(cb, 'after_step') for cb in self.callbacks)   # a callback reads each step's loss: read each step
     with _StopSignals() as sig:
         try:
             while self.pos['stage'] < len(self.stages):          # one epoch per iteration, from the saved position
@@ -298,6 +339,7 @@ def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
                     self._acc = self._fresh_acc()
                 t0 = time.perf_counter()
                 while self.pos['batch'] < nb:
+                    if self._win_t0 is None: self._win_t0 = time.perf_counter()
                     xb = self._batch(self.pos['batch'])
                     try:
                         if c.schedule == 'e2e': l = self.L - 1; v = self.step_e2e(xb)
@@ -308,12 +350,14 @@ def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
                         if 'overflow' not in str(e): raise
                         self._check(float('inf'), what=f'the update overflowed ({e})')
                     if c.schedule != 'e2e': self.layer_seq.append(l)
-                    self.watch['first'].setdefault(l, v)
-                    self._acc['loss'][l] += v; self._acc['n'][l] += 1
-                    self.pos['batch'] += 1; self.pos['step'] += 1; done_now += 1
-                    bar.update(1); bar.set_postfix(layer=l, loss=f"{v:.3g}", refresh=False)
+                    p = self.pos
+                    self._pending.append((v, l, (p['stage'], p['epoch'], p['batch'], p['step'])))   # read later, in one go
+                    p['batch'] += 1; p['step'] += 1; done_now += 1
+                    bar.update(1)
+                    log_now = bool(c.log_every) and p['step'] % c.log_every == 0
+                    if log_now or every_step: self._after_read(self._flush(), log=log_now)
                     for cb in self.callbacks:
-                        if hasattr(cb, 'after_step'): cb.after_step(self, dict(layer=l, loss=v))
+                        if hasattr(cb, 'after_step'): cb.after_step(self, dict(layer=l, loss=self._last[1]))
                     if sig.signum is not None:                   # Ctrl-C / SIGTERM: finish the step, checkpoint, stop
                         self._acc['t'] += time.perf_counter() - t0
                         self.save()
@@ -323,6 +367,7 @@ def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
                         self._acc['t'] += time.perf_counter() - t0
                         self.save(); return self
                 self._acc['t'] += time.perf_counter() - t0
+                self._after_read(self._flush(), log=False)
                 self._end_epoch(layer, n_epochs)
                 if stop_after is not None and done_now >= stop_after: self.save(); return self
             self.done = True
@@ -331,6 +376,32 @@ def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
             bar.close()
             self.metrics.close()
     return self
+
+@patch
+def _lr(self:Trainer, l:int) -> float:
+    "The learning rate that moves block `l` now (its optimizer's; the rule's own for DTP)."
+    opt = self.opts[l] if len(self.opts) > 1 else (self.opts[0] if self.opts else None)
+    return opt.param_groups[0]['lr'] if opt is not None else self.cfg.lr
+
+@patch
+def _after_read(self:Trainer, vals:list, log:bool=True):
+    "After the losses were read: the bar's postfix, and (every `log_every` steps) a step record: loss, lr, seconds per step."
+    if not vals: return
+    l, v = self._last = vals[-1]
+    dt = (time.perf_counter() - self._win_t0) / len(vals) if self._win_t0 is not None else None   # the read waited for the device
+    self._win_t0 = None
+    self._bar.set_postfix(self._postfix(l, v), refresh=False)
+    if log:
+        p = self.pos
+        self.log(kind='step', stage=p['stage'], epoch=p['epoch'], step=p['step'], layer=l, loss=v, lr=self._lr(l),
+                 step_time_s=None if dt is None else round(dt, 6))
+
+@patch
+def _postfix(self:Trainer, l:int, v:float) -> dict:
+    "The progress bar's postfix: the block, its last loss, and the monitor's last kNN accuracies."
+    out = dict(layer=l, loss=f"{v:.3g}")
+    for b, r in self.monitor.items(): out[f"knn{b}" if len(self.monitor) > 1 else 'knn'] = f"{r['clean']:.2f}"
+    return out
 
 @patch
 def _watch_epoch(self:Trainer, per:dict, rec:dict):
@@ -347,14 +418,26 @@ def _watch_epoch(self:Trainer, per:dict, rec:dict):
     if is_main_process(): tqdm.write(msg)
 
 @patch
+def _plain_line(self:Trainer, rec:dict, n_epochs:int):
+    "A log file's progress (stderr not a terminal): one line per epoch instead of a bar."
+    c, gll = self.cfg, self.cfg.schedule == 'gll'
+    knn = f", kNN accuracy {rec['knn_clean']:.3f} (perturbed {rec['knn_perturbed']:.3f})" if 'knn_clean' in rec else ''
+    block = f" of block {rec['layer']}" if gll else ''
+    print(f"{c.schedule}/{c.rule}: epoch {rec['epoch'] + 1}/{n_epochs}{block}, step {rec['step']}/{self.total_steps}: "
+          f"loss {rec['loss']:.4g}{knn}, {rec['time_s']:.1f}s", file=sys.stderr, flush=True)
+
+@patch
 def _end_epoch(self:Trainer, layer, n_epochs):
     a, p = self._acc, self.pos
-    rec = dict(stage=p['stage'], epoch=p['epoch'], step=p['step'], time_s=round(a['t'], 3))
+    rec = dict(kind='epoch', stage=p['stage'], epoch=p['epoch'], step=p['step'], time_s=round(a['t'], 3))
     per = {str(l): a['loss'][l] / a['n'][l] for l in range(self.L) if a['n'][l]}
     rec['loss'] = sum(a['loss']) / max(1, sum(a['n']))
     if self.cfg.schedule != 'e2e': rec.update(layer=layer, loss_per_layer=per, steps_per_layer={str(l): a['n'][l] for l in range(self.L)})
+    m = self.cfg.monitor_every
+    if m and ((p['epoch'] + 1) % m == 0 or p['epoch'] + 1 == n_epochs): self._monitor(layer, rec)
     self._watch_epoch(per, rec)
     self.log(**rec)
+    if self._lines: self._plain_line(rec, n_epochs)
     for cb in self.callbacks:
         if hasattr(cb, 'after_epoch'): cb.after_epoch(self, rec)
     p['epoch'] += 1; p['batch'] = 0; self.perm = None
@@ -366,10 +449,36 @@ def _end_epoch(self:Trainer, layer, n_epochs):
         for cb in self.callbacks:
             if hasattr(cb, 'after_stage'): cb.after_stage(self, dict(stage=p['stage'] - 1, layer=layer))
 
+@patch
+def _monitor(self:Trainer, layer, rec:dict):
+    "The online monitor (main process): kNN accuracy of held-out probe images per block, into `rec` and the bar; no random stream moves."
+    if not is_main_process() or getattr(self, '_mon_data', None) is False: return
+    from bioss_nb.evaluate import monitor_data, features, knn_accuracy
+    t, L = time.perf_counter(), self.L
+    blocks = [L - 1] if self.cfg.schedule == 'e2e' else (sorted({layer, L - 1}) if self.cfg.schedule == 'gll' else list(range(L)))
+    with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []):   # reads weights, moves no RNG
+        if getattr(self, '_mon_data', None) is None:
+            try: self._mon_data = monitor_data(self.cfg)
+            except Exception as e:                         # e.g. the probe's data set is not on this machine
+                self._mon_data = False
+                tqdm.write(f"warning: the kNN monitor is off for this run: its images cannot be read "
+                           f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]})", file=sys.stderr)
+                return
+        d = self._mon_data
+        fs = {k: features(self.encoder, d[k], blocks) for k in ('x_ref', 'x_test', 'x_perturbed')}
+        res = {str(l): dict(clean=knn_accuracy(fs['x_ref'][i], d['y_ref'], fs['x_test'][i], d['y_test']),
+                            perturbed=knn_accuracy(fs['x_ref'][i], d['y_ref'], fs['x_perturbed'][i], d['y_test']))
+               for i, l in enumerate(blocks)}
+    self.monitor = res
+    top = res[str(L - 1)]
+    rec.update(knn_clean=top['clean'], knn_perturbed=top['perturbed'], knn=res, monitor_s=round(time.perf_counter() - t, 3))
+    if getattr(self, '_last', None) is not None: self._bar.set_postfix(self._postfix(*self._last), refresh=False)
+
+
 # %% ../nbs/07_train.ipynb #e944412c
 _RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch', 'probe_crops',
                       'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data',
-                      'n_probe', 'loggers', 'explode', 'compile', 'imports'}
+                      'n_probe', 'loggers', 'explode', 'compile', 'imports', 'log_every', 'monitor_every', 'monitor_n'}
 
 def _trained(stages:list, pos:dict) -> list:
     "Epochs already trained in each stage (the one in progress counted as started)."
@@ -437,7 +546,8 @@ def train(cfg:Config, # the run's settings
         if old is not None:
             tr.load(ck); tr._replan(old)
         elif is_main_process():                                            # a fresh start: no stale logs
-            for f in ('metrics.jsonl', 'metrics.csv', 'checkpoint.pt', 'eval.json', 'result.json'): (run_dir / f).unlink(missing_ok=True)
+            for f in ('metrics.jsonl', 'metrics.csv', 'hparams.yaml', 'checkpoint.pt', 'eval.json', 'result.json'):
+                (run_dir / f).unlink(missing_ok=True)
             if (run_dir / 'tb').is_dir(): import shutil; shutil.rmtree(run_dir / 'tb')
         if not tr.done: tr.fit(stop_after=stop_after)
         return tr

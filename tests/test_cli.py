@@ -28,8 +28,8 @@ def test_train_stop_and_resume_flag(tmp_path):
     out = str(tmp_path / 'run')
     assert main(['train', '--preset', 'tiny', '--epochs', '2', '--stop-after', '3', '--out', out, *SMALL]) == 0
     assert main(['train', '--preset', 'tiny', '--epochs', '2', '--resume', '--out', out, *SMALL]) == 0
-    lines = (Path(out) / 'metrics.jsonl').read_text().splitlines()
-    assert [json.loads(l)['epoch'] for l in lines] == [0, 1]
+    from bioss_nb.runs import read_metrics
+    assert [r['epoch'] for r in read_metrics(out)] == [0, 1]
 
 @pytest.mark.parametrize('args,msg', [
     (['--schedule', 'rll', '--rule', 'dtp'], "rule='dtp' needs schedule='e2e'"),
@@ -144,15 +144,35 @@ def test_print_config_help_and_version(capsys):
     assert capsys.readouterr().out.strip() == f'bioss-nb {__version__}'
 
 def test_csv_and_tensorboard_loggers(tmp_path):
+    "Step and epoch records, the hyper-parameters and the probe reach metrics.csv (a plain CSV), hparams.yaml and TensorBoard."
+    import csv, yaml
     out = tmp_path / 'r'
-    assert main(['train', '--preset', 'tiny', '--epochs', '2', '--loggers', 'jsonl,csv,tensorboard', '--out', str(out), *SMALL]) == 0
-    rows = (out / 'metrics.csv').read_text().splitlines()
-    assert rows[0].startswith('stage,epoch,step') and len(rows) == 3
+    assert main(['train', '--preset', 'tiny', '--epochs', '2', '--log-every', '3', '--loggers', 'jsonl,csv,tensorboard',
+                 '--out', str(out), *SMALL]) == 0
+    assert main(['eval', str(out), '--probe-epochs', '2', '--n-probe', '300', '--device', 'cpu']) == 0
+    rows = list(csv.DictReader((out / 'metrics.csv').open()))
     jl = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines()]
-    assert [float(r.split(',')[4]) for r in rows[1:]] == pytest.approx([r['loss'] for r in jl])
+    assert [(r['kind'], int(r['step'])) for r in rows] == [(r['kind'], r['step']) for r in jl]
+    assert [r['kind'] for r in jl] == ['step', 'epoch', 'step', 'epoch', 'probe']     # 4 steps an epoch: step records at 3 and 6
+    assert [float(r['loss']) for r in rows if r['loss']] == pytest.approx([r['loss'] for r in jl if 'loss' in r])
+    steps = [r for r in jl if r['kind'] == 'step']
+    assert all(r['lr'] == 1e-3 and r['step_time_s'] > 0 for r in steps)
+    epochs = [r for r in jl if r['kind'] == 'epoch']
+    assert all(0 <= r['knn_clean'] <= 1 and 0 <= r['knn_perturbed'] <= 1 for r in epochs)       # the tiny preset's monitor
+    probe = jl[-1]
+    assert probe['step'] == 8 and probe['clean'] == json.loads((out / 'eval.json').read_text())['clean']
+    hp = yaml.safe_load((out / 'hparams.yaml').read_text())
+    assert hp == json.loads((out / 'config.json').read_text())
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ea = EventAccumulator(str(out / 'tb')); ea.Reload()
-    assert [e.value for e in ea.Scalars('loss/epoch')] == pytest.approx([r['loss'] for r in jl], rel=1e-6)
+    assert [e.value for e in ea.Scalars('loss/epoch')] == pytest.approx([r['loss'] for r in epochs], rel=1e-6)
+    assert [e.step for e in ea.Scalars('loss/step')] == [3, 6] and [e.value for e in ea.Scalars('lr')] == pytest.approx([1e-3] * 2)
+    assert [e.value for e in ea.Scalars('knn/clean')] == pytest.approx([r['knn_clean'] for r in epochs], rel=1e-6)
+    assert [e.value for e in ea.Scalars('probe/clean')] == pytest.approx([probe['clean']], rel=1e-6)
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    hp_tags = ea.PluginTagToContent('hparams')
+    start = plugin_data_pb2.HParamsPluginData.FromString(hp_tags['_hparams_/session_start_info']).session_start_info
+    assert start.hparams['lr'].number_value == 1e-3 and start.hparams['schedule'].string_value == 'e2e'
 
 def test_grid_all_on_tiny(tmp_path, capsys):
     "Every row of every grid trains and is probed (a few batches each); the table, plot and per-row times come out."
