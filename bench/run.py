@@ -276,6 +276,12 @@ def table_rows(res) -> list:
         rows.append(f"| digits preset, `{r['row']}` seed {r['seed']}: clean / perturbed probe accuracy, fp32 vs bf16 autocast | "
                     f"{100 * f['clean']:.2f}% / {100 * f['perturbed']:.2f}% ({f['seconds']:.0f} s) | "
                     f"{100 * b['clean']:.2f}% / {100 * b['perturbed']:.2f}% ({b['seconds']:.0f} s) | {f['seconds'] / b['seconds']:.2f}x | - |")
+    if 'syncs' in res:
+        r = res['syncs']; n = sum(r['per_step'].values()); every = r[f"ms_per_step_log_every_{r['log_every']}"]
+        rows.append(f"| host reads of tensor values per training step (a GPU sync each; tiny preset, batch 8, log_every={r['log_every']}): "
+                    f"{n:.2f}, of which " + '; '.join(f"{v:g} {k}" for k, v in r['per_step'].items()) + " | "
+                    f"{r['ms_per_step_log_every_1']:.2f} ms / step (loss read every step) | {every:.2f} ms / step "
+                    f"(every {r['log_every']}) | - | - |")
     if 'tiny' in res:
         r = res['tiny']
         rows.append(f"| tiny preset end to end (`bioss-nb train --preset tiny`) | - | {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB | - | - |")
@@ -335,6 +341,47 @@ def precision_accuracy(dev, row='hinge5gb-e2e-bp', seed=0):
     return dict(row=row, seed=seed, **out)
 
 
+_SYNC_METHODS = ('item', 'tolist', '__bool__', '__float__', '__int__', '__index__', 'numpy', 'cpu')
+
+def host_syncs(dev, steps=40, log_every=10, batch=8):
+    """Reads of tensor values on the host (each a device sync on a GPU) per training step, by call site, and the wall time
+    per step of a tiny model (mnist_net, `batch` images: Python and dispatch, not arithmetic), reading the loss every step
+    (`log_every=1`) and every `log_every` steps. On a CPU the reads cost nothing: the counts say where a GPU would wait."""
+    import collections, tempfile, traceback
+    from bioss_nb.train import Trainer, get_config
+    def trainer(le, d):
+        cfg = get_config('tiny', n_train=steps * batch, batch_size=batch, epochs=3, log_every=le, monitor_every=0,
+                         progress=False, device=dev.type, out=d)
+        return Trainer(cfg)
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        tr = trainer(log_every, f'{d}/count')
+        tr.fit(stop_after=steps)                              # epoch 0: warm-up
+        sites, orig = collections.Counter(), {m: getattr(torch.Tensor, m) for m in _SYNC_METHODS}
+        def wrap(m):
+            def f(self, *a, **k):
+                if dev.type == 'cpu' or self.device.type != 'cpu':      # on a GPU, only reads of device tensors wait
+                    st = traceback.extract_stack(limit=8)[:-1]
+                    ours = [x for x in st if 'bioss_nb' in x.filename]
+                    at = ours[-1] if ours and ours[-1] is st[-1] else st[-1]
+                    where = f"{Path(at.filename).parent.name}/{Path(at.filename).name}:{at.lineno} ({at.name})"
+                    sites[f"{m} at {where}" + (f" from {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours and at is not ours[-1] else '')] += 1
+                return orig[m](self, *a, **k)
+            return f
+        for m in _SYNC_METHODS: setattr(torch.Tensor, m, wrap(m))
+        try: tr.fit(stop_after=steps)                         # epoch 1, counted (its end and checkpoint included)
+        finally:
+            for m, f in orig.items(): setattr(torch.Tensor, m, f)
+        out['per_step'] = {k: round(v / steps, 3) for k, v in sorted(sites.items(), key=lambda kv: -kv[1])}
+        out['steps'], out['log_every'] = steps, log_every
+        for le in (1, log_every):
+            tr = trainer(le, f'{d}/time{le}')
+            tr.fit(stop_after=steps)
+            t = time.perf_counter(); tr.fit(stop_after=steps); sync(dev)
+            out[f'ms_per_step_log_every_{le}'] = (time.perf_counter() - t) / steps * 1e3
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--device', default='cpu'); ap.add_argument('--reps', type=int, default=7)
@@ -391,6 +438,8 @@ def main(argv=None):
         res['ddp'] = ddp_epoch(dev); say('ddp')
     if want('jobs'):
         res['jobs'] = jobs_wall(dev); say('jobs')
+    if want('syncs'):
+        res['syncs'] = host_syncs(dev); say('syncs')
     if want('accuracy') and only:                       # about 10 minutes on two cores: only when asked by name
         res['accuracy'] = precision_accuracy(dev); say('accuracy')
     if want('tiny') and not a.no_tiny:

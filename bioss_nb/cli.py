@@ -192,10 +192,27 @@ def cmd_train(a:dict) -> dict:
     if a['resume'] and a['restart']: raise UsageError("--resume and --restart exclude each other")
     t0 = time.perf_counter()
     tr = train(cfg, resume=True if a['resume'] else (False if a['restart'] else 'auto'), stop_after=a['stop_after'])
-    print(f"{cfg.schedule}/{cfg.rule}/{cfg.loss} on {cfg.data}: position {tr.pos}, done={tr.done}, "
-          f"{time.perf_counter() - t0:.1f}s; run folder {cfg.out}")
-    if a['eval'] and tr.done: return cmd_eval(dict(run_dir=cfg.out, layers='auto', device=cfg.device))
+    from bioss_nb.distributed import is_main_process
+    if is_main_process(): print(_train_sentence(cfg, tr, time.perf_counter() - t0))     # under torchrun: rank 0 only
+    if a['eval'] and tr.done and is_main_process(): return cmd_eval(dict(run_dir=cfg.out, layers='auto', device=cfg.device))
     return dict(out=cfg.out, done=tr.done, pos=tr.pos)
+
+def _train_sentence(cfg:Config, tr, seconds:float) -> str:
+    "The end of `bioss-nb train` in words: what trained, how far, the last epoch's loss (and kNN accuracy), where it is."
+    from bioss_nb.runs import read_metrics
+    what = f"{cfg.schedule.upper()} {cfg.rule} with the {cfg.loss} loss on {cfg.data}"
+    p, n = tr.pos, tr.total_steps
+    if tr.metrics.start_step is None:                       # nothing was left to train
+        return f"{cfg.out} holds a finished run ({what}, {n} steps): nothing to train; --restart trains it again."
+    last = read_metrics(cfg.out)[-1:]
+    got = ''
+    if last:
+        r = last[0]
+        got = f"; the last epoch's loss was {r['loss']:.4g}" + (f", its kNN accuracy {r['knn_clean']:.3f} clean and {r['knn_perturbed']:.3f} "
+                                                               "perturbed" if 'knn_clean' in r else '')
+    if tr.done: return f"Trained {what} for {n} steps in {seconds:.1f}s{got}. The run is in {cfg.out}."
+    return (f"Stopped {what} at step {p['step']} of {n} (stage {p['stage']}, epoch {p['epoch']}, batch {p['batch']}) after "
+            f"{seconds:.1f}s{got}. The checkpoint is in {cfg.out}: the same command resumes it.")
 
 def _layers(spec:str, run_dir:str):
     "'auto', 'last', 'all', or block indices checked against the run's encoder."
@@ -218,6 +235,8 @@ def cmd_eval(a:dict) -> dict:
     layers = _layers(a.get('layers', 'auto'), a['run_dir'])
     with RunLock(a['run_dir']):                             # eval.json is written into the run folder: one writer
         ev = evaluate_run(a['run_dir'], layers=layers, device=a.get('device'), **o)
+    from bioss_nb.distributed import is_main_process
+    if not is_main_process(): return ev                     # under torchrun: rank 0 prints
     print(f"{a['run_dir']}: {ev['schedule']}/{ev['rule']}/{ev['loss']}, probe on {ev['probe_data']}")
     print("| block | dim | clean acc. (%) | perturbed acc. (%) |\n|---|---|---|---|")
     for l, v in ev['layers'].items(): print(f"| {l} | {v['dim']} | {100 * v['clean']:.2f} | {100 * v['perturbed']:.2f} |")
@@ -320,7 +339,7 @@ def _check_command(cmd:str, a:dict, preset:str):
         c = {**asdict(get_config(preset)), **_overrides(a, preset)}
         for k, (by, fit) in _INERT.items():
             if k in _overrides(a, preset) and c[by] not in fit:
-                print(f"bioss-nb train: warning: {_opt(k)}={a[k]} does nothing with {_opt(by)}={c[by]} (it is used with "
+                if int(os.environ.get('RANK', '0')) == 0: print(f"bioss-nb train: warning: {_opt(k)}={a[k]} does nothing with {_opt(by)}={c[by]} (it is used with "
                       f"{' or '.join(f'{_opt(by)}={f}' for f in fit)}): ignored, and not stored", file=sys.stderr)
                 a[k] = asdict(get_config(preset))[k]
 

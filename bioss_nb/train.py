@@ -149,12 +149,16 @@ def _batch(self:Trainer, b:int) -> torch.Tensor:
 @patch
 def views(self:Trainer, xb:torch.Tensor) -> tuple:
     "The two deformed views of a batch, drawn from `g_deform`."
-    from bioss_nb.deform import two_views
+    from bioss_nb.deform import _deform, _check_deform
     c = self.cfg
     if c.views == 'crops':
         from bioss_nb.crops import two_crops
         return two_crops(xb, generator=self.g_deform, size=c.crop_size, flip=c.flip)
-    return two_views(xb, generator=self.g_deform, pairing=c.pairing, p=c.p, s=c.s, h=c.h, flip=c.flip, affine_frac=c.affine_frac)
+    if getattr(self, '_view_kw', None) is None:        # the first batch checks the images and the settings, as `two_views` does;
+        self._view_kw = _check_deform(xb, c.p, c.s, c.h, c.flip, c.affine_frac)   # later ones are the same kind of images
+    # `two_views` without its checks: reading a batch's values on the host would make a GPU wait at every step
+    if c.pairing == 'original': return xb, _deform(xb, self.g_deform, **self._view_kw)
+    return _deform(xb, self.g_deform, **self._view_kw), _deform(xb, self.g_deform, **self._view_kw)
 
 # %% ../nbs/07_train.ipynb #9e4a14e5
 @patch
