@@ -164,6 +164,9 @@ def views(self:Trainer, xb:torch.Tensor) -> tuple:
 @patch
 def _diverged(self:Trainer, what:str, pos:tuple|None=None):
     "Stop: a `NonFiniteLossError` naming `what`, the step's (stage, epoch, batch, step) and the run folder; the trainer returns to the last good checkpoint."
+    if pos is None:                                   # found at once: a step before it whose loss is not read yet may be the first
+        for (_, _, p), x in zip(self._pending, _values(self._pending)):
+            if not math.isfinite(x): what, pos = f'loss is {x}', p; break
     s, e, b, st = pos or (self.pos['stage'], self.pos['epoch'], self.pos['batch'], self.pos['step'])
     msg = (f"{what} at stage {s}, epoch {e}, batch {b} (step {st}); the last good checkpoint in {self.run_dir} is kept. "
            f"Try a smaller lr (now {self.cfg.lr}).")
@@ -180,16 +183,19 @@ def _check(self:Trainer, loss, what:str|None=None) -> float:
     if not math.isfinite(v): self._diverged(what or f'loss is {v}')
     return v
 
+def _values(pending:list) -> list:
+    "The losses of pending steps as floats: the tensors among them read in one transfer."
+    ts = [v for v, _, _ in pending if isinstance(v, torch.Tensor)]
+    got = iter(torch.stack([t.float().reshape(()) for t in ts]).tolist() if ts else [])
+    return [next(got) if isinstance(v, torch.Tensor) else float(v) for v, _, _ in pending]
+
 @patch
 def _flush(self:Trainer) -> list:
     "The losses of the steps since the last read, read in one transfer and checked, added to the epoch's sums: [(block, loss)]."
     pend, self._pending = self._pending, []
     if not pend: return []
-    ts = [v for v, _, _ in pend if isinstance(v, torch.Tensor)]
-    got = iter(torch.stack([t.float().reshape(()) for t in ts]).tolist() if ts else [])
     out = []
-    for v, l, pos in pend:
-        x = next(got) if isinstance(v, torch.Tensor) else float(v)
+    for (_, l, pos), x in zip(pend, _values(pend)):
         if not math.isfinite(x): self._diverged(f'loss is {x}', pos)
         self.watch['first'].setdefault(l, x)
         self._acc['loss'][l] += x; self._acc['n'][l] += 1
