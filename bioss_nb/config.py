@@ -98,8 +98,7 @@ class Config:
     compile:bool=False              # torch.compile what each step calls (the benchmark says when it pays)
     loggers:str='jsonl'             # comma-separated: 'jsonl' (metrics.jsonl, always), 'csv' (metrics.csv), 'tensorboard' (tb/)
     explode:float=100.              # warn when an epoch's loss exceeds this many times its first step's loss (0: never)
-    log_every:int=10                # a step record (loss, lr, seconds per step) every this many steps (0: epoch records only); the
-                                    # losses reach the host only then, at epoch ends and at checkpoints: no sync per step
+    log_every:int=10                # a step record (loss, lr, seconds per step) every this many steps, when the losses are read (0: at epoch ends only)
     monitor_every:int=0             # every this many epochs, the kNN accuracy (k=20, cosine) of held-out probe images, per block (0: off)
     monitor_n:int=300               # the monitor's labelled reference images (and half as many held-out test images, clean and perturbed)
     imports:str=''                  # comma-separated modules imported first: a user's rules, losses, encoders (recorded, so resume, eval and --config repeat it)
