@@ -237,7 +237,8 @@ class MetricsLog:
         "One row appended to metrics.csv; the whole file from metrics.jsonl if it is missing or has other columns."
         f = self.run_dir / 'metrics.csv'
         if not self._csv_ok:
-            try: ok = f.is_file() and f.open().readline().strip() == ','.join(_CSV_COLS)
+            try:
+                with open(f) as fh: ok = fh.readline().strip() == ','.join(_CSV_COLS)
             except OSError: ok = False
             if not ok: return self._write_csv(read_metrics(self.run_dir, kind=None))    # `rec` is in metrics.jsonl already
             self._csv_ok = True

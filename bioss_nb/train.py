@@ -324,8 +324,9 @@ def live_bars() -> bool:
         if sys.stderr.isatty(): return True
     except (AttributeError, ValueError): pass        # a closed or replaced stderr
     ip = sys.modules.get('IPython')
-    try: return type(ip.get_ipython()).__name__ == 'ZMQInteractiveShell'
+    try: shell = ip.get_ipython()
     except AttributeError: return False
+    return any(c.__name__ == 'ZMQInteractiveShell' for c in type(shell).__mro__)   # Jupyter, VS Code, Colab kernels
 
 @patch
 def fit(self:Trainer, stop_after:int|None=None) -> Trainer:

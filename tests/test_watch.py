@@ -108,3 +108,17 @@ def test_only_rank_0_prints(tmp_path):
     rc, out, err = cli(['train', '--preset', 'tiny', '--n-train', '200', '--batch-size', '100', '--epochs', '1', '--device', 'cpu',
                         '--out', tmp_path / 'run0', '--n-negs', '5', '--loss', 'simclr'], stderr_file=tmp_path / 'err0.log')
     assert rc == 0 and out.startswith('Trained E2E bp') and 'does nothing with --loss=simclr' in err
+
+def test_csv_of_an_older_run_is_rewritten_then_appended(tmp_path):
+    "A metrics.csv with other columns (an older version's) is rebuilt from metrics.jsonl, then rows are appended to it."
+    import csv
+    from bioss_nb.runs import MetricsLog
+    (tmp_path / 'metrics.jsonl').write_text(json.dumps(dict(stage=0, epoch=0, step=4, loss=3.0)) + '\n')   # no 'kind': an epoch
+    (tmp_path / 'metrics.csv').write_text('stage,epoch,step,layer,loss,time_s,event\n0,0,4,,3.0,,\n')
+    m = MetricsLog(tmp_path, 'jsonl,csv')
+    m.write(dict(kind='step', stage=0, epoch=1, step=6, layer=1, loss=2.5, lr=1e-3, step_time_s=0.01))
+    m.write(dict(kind='epoch', stage=0, epoch=1, step=8, loss=2.0, time_s=1.5))
+    rows = list(csv.DictReader((tmp_path / 'metrics.csv').open()))
+    assert [(r['kind'], r['step'], r['loss'], r['lr']) for r in rows] == [('', '4', '3.0', ''), ('step', '6', '2.5', '0.001'),
+                                                                         ('epoch', '8', '2.0', '')]
+    assert [r['step'] for r in read_metrics(tmp_path)] == [4, 8] and [r['step'] for r in read_metrics(tmp_path, kind='step')] == [6]
