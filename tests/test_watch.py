@@ -122,3 +122,12 @@ def test_csv_of_an_older_run_is_rewritten_then_appended(tmp_path):
     assert [(r['kind'], r['step'], r['loss'], r['lr']) for r in rows] == [('', '4', '3.0', ''), ('step', '6', '2.5', '0.001'),
                                                                          ('epoch', '8', '2.0', '')]
     assert [r['step'] for r in read_metrics(tmp_path)] == [4, 8] and [r['step'] for r in read_metrics(tmp_path, kind='step')] == [6]
+
+def test_bar_shows_loss_and_knn(tmp_path, monkeypatch, capsys):
+    "On a terminal the bar's postfix carries the block, the last loss read and the monitor's kNN accuracy (per block for RLL)."
+    import bioss_nb.train as T
+    monkeypatch.setattr(T, 'live_bars', lambda: True)
+    train(cfg_for(tmp_path, schedule='rll', progress=True, monitor_every=1, monitor_n=100))
+    err = capsys.readouterr().err
+    last = err.replace('\r', '\n').strip().splitlines()[-1]
+    assert 'rll/bp' in last and 'loss=' in last and 'knn0=' in last and 'knn1=' in last, last
