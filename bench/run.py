@@ -141,7 +141,7 @@ def setup_dtp(dev, B=64):
 
 
 def setup_data(dev, N=50_000):
-    from bioss_nb.data import DeviceLoader
+    from bioss_nb.loader import DeviceLoader
     from torch.utils.data import DataLoader, TensorDataset
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=g)
@@ -157,7 +157,8 @@ def setup_data(dev, N=50_000):
 
 def ssl_epoch_seconds(dev, n=4000, B=500, reps=3, channels_last=False, bf16=False, compile=False):
     "One SSL epoch of CONV6 on digits (2 x B views per step) with deformations, the hinge loss and Adam."
-    from bioss_nb.data import load_dataset, DeviceLoader
+    from bioss_nb.data import load_dataset
+    from bioss_nb.loader import DeviceLoader
     from bioss_nb.deform import two_views
     from bioss_nb.models import conv6, projection_head
     from bioss_nb.losses import ContrastiveHinge
