@@ -58,3 +58,18 @@ def test_download_of_a_built_in_set_writes_nothing(tmp_path, capsys, name):
     root = tmp_path / 'data'
     assert main(['download', name, '--root', str(root)]) == 0
     assert 'nothing to download' in capsys.readouterr().out and not root.exists()
+
+
+@pytest.mark.parametrize('n', [1, 2, 3])
+def test_table_png_title_fits_with_few_rows(tmp_path, n):
+    "The title `table` gives table.png lies inside the figure, however few rows there are."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from bioss_nb.experiments import plot_table
+    keys = ['hinge-e2e-bp', 'hinge-e2e-rf', 'random'][:n]
+    res = [dict(key=k, clean=0.9 - 0.05 * i, perturbed=0.6, seed=s) for i, k in enumerate(keys) for s in (0, 1)]
+    fig = plot_table(res, title='cifar10-fast: linear probe, clean (solid) and perturbed (hatched)')
+    fig.savefig(tmp_path / 'table.png')                       # lays the figure out as the file has it
+    box, title = fig.bbox, fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
+    plt.close(fig)
+    assert box.x0 <= title.x0 and title.x1 <= box.x1 and title.y1 <= box.y1, (title, box)
