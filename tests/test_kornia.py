@@ -92,3 +92,15 @@ def test_resized_crop_is_kornias_crop_and_resize():
     ours = resized_crop(x, boxes, 64)
     ref = crop_and_resize(x, _corners(boxes, 64), (64, 64), mode='bilinear', padding_mode='border', align_corners=True)
     torch.testing.assert_close(ours, ref, **TOL)
+
+
+def test_the_benchmark_cases_run():
+    "The benchmark's kornia cases (bench/run.py), on a few images: both sides run and give images of the same shape."
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location('bench_run', Path(__file__).resolve().parents[1] / 'bench' / 'run.py')
+    run = importlib.util.module_from_spec(spec); spec.loader.exec_module(run)
+    for case in run.KORNIA_CASES:
+        fns = run.SETUPS[case](torch.device('cpu'), B=4)
+        base, ours = fns['baseline'](), fns['ours']()
+        assert base.shape == ours.shape and base.shape[0] == 4, (case, base.shape, ours.shape)
