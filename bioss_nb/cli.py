@@ -89,6 +89,17 @@ def _preset_of(argv:list, default='tiny') -> str:
         if a.startswith('--preset='): found = a.split('=', 1)[1]
     return found
 
+_EVAL_OPTS = dict(   # `eval`'s probe settings: each overrides the run's own Config field of that name
+    probe_epochs=(int, 'epochs of the linear probe'), probe_batch=(int, "the linear probe's mini-batch size"),
+    n_probe=(int, 'train the probe on the first N labelled images'),
+    sup_epochs=(int, 'epochs of the supervised baseline (BP on the labels), for its rows'),
+    probe_lr=(float, "the linear probe's Adam learning rate"),
+    perturb_rot=(float, 'perturbed test set: rotation ~ U(-rot, rot) degrees'),
+    perturb_shift=(float, 'perturbed test set: shift ~ U(-shift, shift) of the image size, per axis'),
+    perturb_scale=(float, 'perturbed test set: zoom = exp(U(-scale, scale))'),
+    probe_data=(typing.Literal[DATASETS], 'labelled set for the linear probe'),
+    device=(str, 'cuda, cuda:1, mps or cpu (null: $BIOSS_DEVICE, else the best available)'))
+
 def build_parser(preset:str='tiny', # the preset whose values `train` and `table` show as defaults
                 ):
     "The `bioss-nb` argument parser (jsonargparse): config files, `--print_config`, typed and documented options."
@@ -111,9 +122,8 @@ def build_parser(preset:str='tiny', # the preset whose values `train` and `table
     e = P(description='Linear probe of a run, clean and perturbed; writes RUN_DIR/eval.json.', env_prefix=False)
     e.add_argument('run_dir', help='the --out folder of a run')
     e.add_argument('--layers', default='auto', help="'auto' (all blocks for GLL/RLL), 'last', 'all' or block indices, e.g. 0,1")
-    for n in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs'): e.add_argument(f"--{n}", type=typing.Optional[int], default=None)
-    for n in ('probe_lr', 'perturb_rot', 'perturb_shift', 'perturb_scale'): e.add_argument(f"--{n}", type=typing.Optional[float], default=None)
-    e.add_argument('--probe_data', type=typing.Optional[str], default=None); e.add_argument('--device', type=typing.Optional[str], default=None)
+    for n, (tp, h) in _EVAL_OPTS.items():
+        e.add_argument(f"--{n}", type=typing.Optional[tp], default=None, help=h + ("" if n == 'device' else " (null: the run's own value)"))
     tb = P(description="Train and evaluate a grid of the paper's tables; write table.md, table.png, results.json.", env_prefix=False)
     tb.add_argument('--config', action='config', help='a YAML or JSON file of options')
     tb.add_argument('--preset', **pre)
@@ -210,8 +220,7 @@ def _layers(spec:str, run_dir:str):
     return ls
 
 def cmd_eval(a:dict) -> dict:
-    o = {k: a.get(k) for k in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs', 'probe_lr',
-                               'perturb_rot', 'perturb_shift', 'perturb_scale', 'probe_data')}
+    o = {k: a.get(k) for k in _EVAL_OPTS if k != 'device'}
     o = {k: v for k, v in o.items() if v is not None}
     read_config(a['run_dir'])                               # a folder that is not a run: one line, before any work
     if o: get_config(**{**asdict(read_config(a['run_dir'])), **o})   # probe settings checked like any Config field
@@ -223,12 +232,29 @@ def cmd_eval(a:dict) -> dict:
     for l, v in ev['layers'].items(): print(f"| {l} | {v['dim']} | {100 * v['clean']:.2f} | {100 * v['perturbed']:.2f} |")
     return ev
 
-def cmd_download(a:dict) -> Path:
-    from bioss_nb.data import load_dataset, data_root
-    root = data_root(a.get('root'))
-    for split in ('train', 'test'): load_dataset(a['name'], split, root=root, download=True)
-    print(f"{a['name']}: train and test splits are in {root}")
-    return root
+_DL_FOLDER = {'mnist': 'MNIST', 'emnist-letters': 'EMNIST', 'cifar10': 'cifar-10-batches-py', 'cifar100': 'cifar-100-python',
+              'stl10': 'stl10_binary'}
+
+def _download_reason(e:BaseException) -> str:
+    "Why a download failed, in a few words: the network's reasons (urllib's), else the first line of the error."
+    why = list(dict.fromkeys(re.sub(r'\[Errno -?\d+\]\s*', '', w) for w in re.findall(r'<urlopen error (.*?)>', str(e))))
+    return '; '.join(why) if why else (' '.join(str(e).split()) or type(e).__name__)
+
+def cmd_download(a:dict) -> Path|None:
+    from bioss_nb.data import load_dataset, data_root, _FILES
+    name, root = a['name'], data_root(a.get('root'))
+    if name not in _DL_FOLDER:
+        print(f"{name}: nothing to download, " + ('the digits ship with the package' if name == 'mnist5k' else 'the images are drawn on the fly'))
+        return None
+    try: n = [len(load_dataset(name, split, root=root, download=True)[0]) for split in ('train', 'test')]
+    except RuntimeError as e:      # one line (exit status 1): what failed, why, and what to do instead
+        files = _FILES.get(name, 'stl10_binary/ (stl10_binary.tar.gz unpacked)')
+        print(f"bioss-nb download: error: could not download {name} into {root} ({_download_reason(e.__cause__ or e)}); check "
+              f"the network connection (or https_proxy), or copy {files} into {root} from a machine that has one "
+              f"(another folder: --root DIR or $BIOSS_DATA)", file=sys.stderr)
+        raise SystemExit(1) from e
+    print(f"{name}: {n[0]} training and {n[1]} test images in {root / _DL_FOLDER[name]}")
+    return root / _DL_FOLDER[name]
 
 def cmd_table(a:dict) -> list:
     o = _overrides(a, a['preset']); o.pop('seed', None)
