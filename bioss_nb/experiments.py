@@ -517,9 +517,9 @@ def plot_pairs(cfg:Config, n:int=12, path:str|Path|None=None):
 # epoch against BP; `sup`, a supervised epoch against an SSL one; `probe_s`, a row's linear probe and perturbed test.
 # None: not measured.
 EPOCH_TIMES = {
-    ('mnist', 'cpu'): dict(image_s=6.6e-4, ll=0.53, dtp=1.46, sup=0.40, probe_s=5.3, where='a 2-core CPU (AMD EPYC)',
+    ('mnist', 'cpu'): dict(image_s=6.6e-4, ll=0.532, dtp=1.46, sup=0.404, probe_s=5.3, where='a 2-core CPU (AMD EPYC)',
                            source='nbs/results/tiny_all_results.jsonl (the tiny preset, 5 epochs, every row once)'),
-    ('conv6', 'cpu'): dict(image_s=6.65e-3, ll=0.34, dtp=2.17, sup=0.42, probe_s=22.6, where='a 2-core CPU (AMD EPYC)',
+    ('conv6', 'cpu'): dict(image_s=6.65e-3, ll=0.339, dtp=2.17, sup=0.419, probe_s=22.6, where='a 2-core CPU (AMD EPYC)',
                            source='nbs/results/digits_results.jsonl (the digits preset, 20 epochs); DTP: bench/results/cpu.json'),
     ('conv6', 'cuda'): dict(image_s=2.4e-5, ll=0.79, dtp=1.67, sup=None, probe_s=None, where='an NVIDIA H200 (fp32)',
                             source='bench/results/gpu_train.md (E2E), bench/results/gpu_conv6.md (GLL)'),
