@@ -593,6 +593,7 @@ def run_grid(preset:str, # a name in PRESETS
     "Train and evaluate every row for every seed that no other process has taken (finished rows are read back); write table.md, table.png, results.json(l) from every finished row (and the claims' verdicts for grid='claims')."
     from tqdm.auto import tqdm
     check_choice(launcher, 'launcher', LAUNCHERS)
+    if launcher != 'here': _submitit_module(launcher)   # installed, and SLURM there: said before any work
     out = Path(out)
     keys = list(rows) if rows else [r.key for r in grid_rows(grid, preset)]
     from bioss_nb.config import import_modules
@@ -769,19 +770,26 @@ def _submitit_module(launcher:str):
                          "(a login node), or use launcher='submitit-local' to run the same jobs as processes on this machine")
     return submitit
 
+def _executor(launcher:str, cluster:dict, folder:Path, n:int, name:str='bioss-nb') -> tuple:
+    "(submitit executor, jobs at once, threads per job) for `n` jobs with the resources in `cluster` (see `CLUSTER`)."
+    submitit = _submitit_module(launcher)
+    c = {**CLUSTER, **{k: v for k, v in cluster.items() if v is not None}}
+    local = launcher == 'submitit-local'
+    ex = submitit.AutoExecutor(folder=folder, cluster='local' if local else 'slurm')
+    gpus = c['gpus_per_job'] if c['gpus_per_job'] is not None else (0 if local else 1)
+    limit = min(n, c['array_parallelism'] or (max(1, os.cpu_count() or 1) if local else n))
+    ex.update_parameters(name=name, timeout_min=c['timeout_min'], gpus_per_node=gpus,
+                         **({} if local else dict(slurm_array_parallelism=limit, **({'cpus_per_task': c['cpus_per_job']} if c['cpus_per_job'] else {}),
+                                                  **({'slurm_partition': c['partition']} if c['partition'] else {}))))
+    threads = c['cpus_per_job'] or (max(1, (os.cpu_count() or 1) // limit) if local and not gpus else None)
+    return ex, limit, threads
+
 def _run_submitit(todo, out, preset, launcher, cluster, log, failed, show) -> list:
     "Run every (row, config) of `todo` as a submitit job (SLURM, or processes here) and wait for them; results in the order of `todo`."
     from tqdm.auto import tqdm
-    submitit = _submitit_module(launcher)
-    c = {**CLUSTER, **{k: v for k, v in cluster.items() if v is not None}}
+    import submitit
     folder, n, local = out / '.submitit', len(todo), launcher == 'submitit-local'
-    ex = submitit.AutoExecutor(folder=folder, cluster='local' if local else 'slurm')
-    gpus = c['gpus_per_job'] if c['gpus_per_job'] is not None else (0 if local else 1)
-    limit = c['array_parallelism'] or (min(n, max(1, os.cpu_count() or 1)) if local else n)
-    ex.update_parameters(name=f'bioss-{preset}', timeout_min=c['timeout_min'], gpus_per_node=gpus,
-                         **({} if local else dict(slurm_array_parallelism=limit, **({'cpus_per_task': c['cpus_per_job']} if c['cpus_per_job'] else {}),
-                                                  **({'slurm_partition': c['partition']} if c['partition'] else {}))))
-    threads = c['cpus_per_job'] or (max(1, (os.cpu_count() or 1) // min(limit, n)) if local and not gpus else None)
+    ex, limit, threads = _executor(launcher, cluster, folder, n, f'bioss-{preset}')
     job, jobs, res = _RowJob(threads), [None] * n, [None] * n
     bar = tqdm(total=n, desc='jobs', disable=not show, dynamic_ncols=True)
     def finish(i):

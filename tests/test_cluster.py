@@ -128,3 +128,23 @@ def test_torchrun_with_rendezvous_options(tmp_path):
     assert len(la) == 2 and lb == pytest.approx(la, rel=1e-4)
     for part in ('encoder', 'heads'):
         for k in a[part]: torch.testing.assert_close(a[part][k], b[part][k], rtol=1e-4, atol=1e-5, msg=f'{part}.{k}')
+
+
+def test_slurm_job_array_settings(tmp_path, monkeypatch):
+    """--launcher submitit's SLURM jobs carry the options given (partition, GPUs, CPUs, time limit, jobs at once) and
+    submitit's time-limit signal; at that signal a row's job hands submitit itself with the same arguments to requeue, so
+    its run resumes from its checkpoint. (`srun` and `sbatch` are stand-ins: the batch file is only written, not submitted.)"""
+    from bioss_nb.experiments import _executor, _RowJob
+    bin_ = tmp_path / 'bin'; bin_.mkdir()
+    for tool in ('srun', 'sbatch'): (bin_ / tool).write_text('#!/bin/sh\nexit 0\n'); (bin_ / tool).chmod(0o755)
+    monkeypatch.setenv('PATH', f"{bin_}:{os.environ['PATH']}")
+    cluster = dict(partition='gpu', gpus_per_job=2, cpus_per_job=8, timeout_min=90, array_parallelism=3)
+    ex, limit, threads = _executor('submitit', cluster, tmp_path / '.submitit', 10)
+    assert (limit, threads) == (3, 8) and ex._executor.parameters['array_parallelism'] == 3
+    text = ex._executor._make_submission_file_text('CMD', 'uid')
+    for option in ('--partition=gpu', '--gpus-per-node=2', '--cpus-per-task=8', '--time=90', '--signal=USR2@'): assert option in text, text
+    ex, limit, threads = _executor('submitit', dict(timeout_min=60), tmp_path / '.submitit', 10)
+    assert limit == 10 and 'partition' not in ex._executor.parameters and ex._executor.parameters['gpus_per_node'] == 1
+    again = _RowJob().checkpoint('random', 'BASE', 'OUT', 'tiny')
+    assert isinstance(again, submitit.helpers.DelayedSubmission) and isinstance(again.function, _RowJob)
+    assert again.args == ('random', 'BASE', 'OUT', 'tiny')
