@@ -330,6 +330,10 @@ def _check_command(cmd:str, a:dict, preset:str):
         for n in ('gpus_per_job', 'cpus_per_job', 'timeout_min', 'array_parallelism'):
             low = 0 if n == 'gpus_per_job' else 1
             if a.get(n) is not None and a[n] < low: raise UsageError(f"--{n.replace('_', '-')}={a[n]}: not allowed; give a number >= {low}")
+        given = [n for n in _CLUSTER_OPTS if a.get(n) is not None and a[n] != (CLUSTER['timeout_min'] if n == 'timeout_min' else None)]
+        if a.get('launcher', 'here') == 'here' and given:
+            raise UsageError(f"--{given[0].replace('_', '-')}={a[given[0]]}: not allowed without a job launcher; add --launcher submitit "
+                             "(SLURM) or --launcher submitit-local")
         if a.get('launcher', 'here') != 'here' and (a.get('devices') or a['jobs'] != 1):
             raise UsageError(f"--{'devices' if a.get('devices') else 'jobs'} with --launcher {a['launcher']}: not allowed; the jobs are "
                              "the workers (--array-parallelism runs several at once); --jobs and --devices go with --launcher here")

@@ -101,6 +101,8 @@ def test_launcher_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert '--jobs with --launcher submitit-local' in capsys.readouterr().err
     assert main([*base, '--launcher', 'submitit-local', '--timeout-min', '0']) == 2
     assert '--timeout-min=0' in capsys.readouterr().err
+    assert main([*base, '--slurm-partition', 'gpu']) == 2                     # a SLURM option without a launcher
+    assert '--slurm-partition=gpu' in capsys.readouterr().err
     assert not (tmp_path / 'g' / 'random').exists()
 
 
