@@ -33,7 +33,7 @@ def test_grid_through_submitit_killed_job_resumes(tmp_path):
     still writes its table, with that row failed. The same command again submits only the unfinished row, which resumes
     from its checkpoint; the finished row is not computed again."""
     out = tmp_path / 'grid'
-    args = [*SMALL, '--rows', 'random', 'hinge-e2e-bp', '--seeds', '0', '--epochs', '40', '--out', out,
+    args = [*SMALL, '--rows', 'random', 'hinge-e2e-bp', '--seeds', '0', '--epochs', '20', '--out', out,
             '--launcher', 'submitit-local', '--array-parallelism', '2']
     run = out / 'hinge-e2e-bp' / 'seed0'
     p = table(*args)
@@ -49,7 +49,7 @@ def test_grid_through_submitit_killed_job_resumes(tmp_path):
     assert 'error' not in rows['random'] and 'JobFailed' in rows['hinge-e2e-bp']['error']
     assert 'failed: JobFailed' in (out / 'table.md').read_text()
     ck = torch.load(run / 'checkpoint.pt', weights_only=True)
-    assert not ck['done'] and 0 < ck['pos']['step'] < 40 * 4              # killed mid-row, after a checkpoint
+    assert not ck['done'] and 0 < ck['pos']['step'] < 20 * 4              # killed mid-row, after a checkpoint
     kept = [r for r in metrics(run) if r['step'] <= ck['pos']['step']]
     random_res = out / 'random' / 'seed0' / 'result.json'
     stamp = random_res.stat().st_mtime_ns
@@ -61,7 +61,7 @@ def test_grid_through_submitit_killed_job_resumes(tmp_path):
     assert computed(second) == [('hinge-e2e-bp', '0')], second             # one job: the unfinished row
     assert random_res.stat().st_mtime_ns == stamp                           # the finished row was read back
     m = metrics(run)
-    assert [r['epoch'] for r in m] == list(range(40))                       # every epoch once, none twice
+    assert [r['epoch'] for r in m] == list(range(20))                       # every epoch once, none twice
     assert m[:len(kept)] == kept                                            # those before the kill kept, not recomputed
     assert torch.load(run / 'checkpoint.pt', weights_only=True)['done']
     rows = [json.loads(l) for l in (out / 'results.jsonl').read_text().splitlines()]
