@@ -64,7 +64,7 @@ def _add_config_args(p, preset:str|None):
 
 def _norm_argv(argv:list) -> list:
     "Accept `--batch-size` for `--batch_size` and `none` for `null`: the spellings the course uses."
-    opt = {f.name for f in dataclasses.fields(Config)} | {'stop_after', 'print_config', 'probe_epochs', 'n_probe'}
+    opt = {f.name for f in dataclasses.fields(Config)} | {'stop_after', 'print_config', 'probe_epochs', 'n_probe'} | set(_CLUSTER_OPTS)
     out, prev, it = [], None, iter(argv)
     for a in it:
         if a == '--import' or a.startswith('--import='):   # --import MODULE (repeatable): Config.imports, comma-separated
@@ -80,6 +80,13 @@ def _norm_argv(argv:list) -> list:
         prev = a if a.startswith('--') else None
         out.append(a)
     return out
+
+_CLUSTER_OPTS = dict(
+    slurm_partition=(typing.Optional[str], 'the SLURM partition of the jobs (--launcher submitit; default: the cluster\'s)'),
+    gpus_per_job=(typing.Optional[int], 'GPUs per job (default: 1 on SLURM, 0 for submitit-local)'),
+    cpus_per_job=(typing.Optional[int], 'CPU cores per job (default: the cluster\'s; submitit-local: the cores shared out)'),
+    timeout_min=(int, 'time limit of a job in minutes: a job that reaches it is requeued, and its run resumes from its checkpoint'),
+    array_parallelism=(typing.Optional[int], 'jobs running at once (default: all on SLURM; the CPU cores for submitit-local)'))
 
 def _preset_of(argv:list, default='tiny') -> str:
     "The last `--preset` of a command line (as argparse reads it), or the default."
@@ -138,6 +145,11 @@ def build_parser(preset:str='tiny', # the preset whose values `train` and `table
     tb.add_argument('--jobs', type=int, default=1, help='rows run at once, each in its own process (CPU: threads are shared out)')
     tb.add_argument('--devices', type=typing.Optional[str], default=None,
                     help='one worker process per device, e.g. 0,1,2,3 (cuda:0..3); overrides --jobs')
+    tb.add_argument('--launcher', type=typing.Literal[LAUNCHERS], default='here',
+                    help="here: this process and its --jobs or --devices workers; submitit: one SLURM job per row and seed "
+                         "(pip install 'bioss_nb[cluster]'); submitit-local: the same jobs as processes on this machine")
+    for n, (typ, h) in _CLUSTER_OPTS.items():
+        tb.add_argument(f'--{n}', type=typ, default=CLUSTER['timeout_min'] if n == 'timeout_min' else None, help=h)
     _add_config_args(tb, preset)
     d = P(description="The paper's finding on the embedded digits in a few minutes on a CPU.", env_prefix=False)
     d.add_argument('--out', default='demo_out')
@@ -262,7 +274,9 @@ def cmd_table(a:dict) -> list:
     t0 = time.perf_counter()
     if a['jobs'] < 1: raise UsageError(f"--jobs={a['jobs']}: not allowed; give a number of worker processes >= 1")
     devices = [f'cuda:{d}' if str(d).isdigit() else str(d) for d in str(a['devices']).split(',')] if a.get('devices') else None
-    res = run_grid(a['preset'], a['seeds'], out, grid=a['grid'], rows=a['rows'], jobs=a['jobs'], devices=devices, **o)
+    cluster = dict(partition=a.get('slurm_partition'), **{k: a.get(k) for k in _CLUSTER_OPTS if k != 'slurm_partition'})
+    res = run_grid(a['preset'], a['seeds'], out, grid=a['grid'], rows=a['rows'], jobs=a['jobs'], devices=devices,
+                   launcher=a.get('launcher', 'here'), cluster=cluster, **o)
     print((Path(out) / 'table.md').read_text())
     if a['grid'] == 'claims' and (Path(out) / 'claims.md').exists():   # the verdicts, as the demo ends with its own
         print("The paper's claims on these runs:\n\n" + (Path(out) / 'claims.md').read_text())
@@ -339,6 +353,16 @@ def _check_command(cmd:str, a:dict, preset:str):
         for n, v in (('rows', rows or []), ('seeds', seeds)):
             dup = sorted({x for x in v if v.count(x) > 1}, key=str)
             if dup: raise UsageError(f"--{n}: {dup[0]} is given twice; give each once")
+        for n in ('gpus_per_job', 'cpus_per_job', 'timeout_min', 'array_parallelism'):
+            low = 0 if n == 'gpus_per_job' else 1
+            if a.get(n) is not None and a[n] < low: raise UsageError(f"--{n.replace('_', '-')}={a[n]}: not allowed; give a number >= {low}")
+        given = [n for n in _CLUSTER_OPTS if a.get(n) is not None and a[n] != (CLUSTER['timeout_min'] if n == 'timeout_min' else None)]
+        if a.get('launcher', 'here') == 'here' and given:
+            raise UsageError(f"--{given[0].replace('_', '-')}={a[given[0]]}: not allowed without a job launcher; add --launcher submitit "
+                             "(SLURM) or --launcher submitit-local")
+        if a.get('launcher', 'here') != 'here' and (a.get('devices') or a['jobs'] != 1):
+            raise UsageError(f"--{'devices' if a.get('devices') else 'jobs'} with --launcher {a['launcher']}: not allowed; the jobs are "
+                             "the workers (--array-parallelism runs several at once); --jobs and --devices go with --launcher here")
         most = max(4, os.cpu_count() or 1)             # more workers than cores only share the same cores out
         if not 1 <= a['jobs'] <= most and not a.get('devices'):
             raise UsageError(f"--jobs={a['jobs']}: not allowed; give 1 to {most} worker processes ({os.cpu_count()} CPU cores here)")
