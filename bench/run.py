@@ -45,6 +45,33 @@ def tv_pipeline(p=0.5, s=4., h=0.2):
 def tv_deform(x, pipe):
     return torch.stack([pipe(img) for img in x])   # image by image, as a Dataset's transform runs
 
+
+def kornia_deform_pipeline(p=0.5, s=4., h=0.2, flip=0.5, affine_frac=0.5):
+    """kornia.augmentation's batched counterpart of `deform` with its parameters: the affine map on a random part of the
+    batch (kornia: each image with probability affine_frac; ours: exactly that fraction), the same shift range (a
+    quarter of the size at p = 0.5) and torchvision's rotation, scale and shear ranges above for the linear part (kornia
+    composes those; ours draws the four entries); HSV saturation over [2^(-s/2), 2^(s/2)] (kornia: uniform; ours:
+    log-uniform) and hue over U(-h/2, h/2) turns, both on every image; a flip with probability flip."""
+    import kornia.augmentation as K
+    return torch.nn.Sequential(
+        K.RandomAffine(degrees=15, translate=(p / 2, p / 2), scale=(1 - p / 2, 1 + p / 2), shear=10, align_corners=True, p=affine_frac),
+        K.RandomSaturation((2 ** (-s / 2), 2 ** (s / 2)), p=1.), K.RandomHue((-h / 2, h / 2), p=1.),
+        K.RandomHorizontalFlip(p=flip))
+
+
+def kornia_crops_pipeline(size=64, scale=(0.08, 1.), flip=0.5, jitter=(0.8, 0.8, 0.8, 0.2), p_jitter=0.8, p_gray=0.2):
+    "kornia.augmentation's batched counterpart of `crop_views`, parameter for parameter (torchvision's ColorJitter conventions)."
+    import kornia.augmentation as K
+    return torch.nn.Sequential(K.RandomResizedCrop((size, size), scale=scale, ratio=(3 / 4, 4 / 3)),
+                               K.RandomHorizontalFlip(p=flip), K.ColorJitter(*jitter, p=p_jitter), K.RandomGrayscale(p=p_gray))
+
+
+def theta_to_pixels(theta, H, W):
+    "kornia's matrix M (input pixel -> output pixel) of `warp`'s theta (output -> input, normalised, align_corners=True)."
+    N = theta.new_tensor([[2 / (W - 1), 0, -1], [0, 2 / (H - 1), -1], [0, 0, 1.]])
+    T = torch.cat([theta, theta.new_tensor([0, 0, 1.]).expand(len(theta), 1, 3)], 1)
+    return torch.linalg.inv(torch.linalg.inv(N) @ T @ N)[:, :2]
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Timing
 
@@ -89,6 +116,38 @@ def setup_deform(dev, B=500):
     pipe = tv_pipeline()
     gen = torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
     return dict(baseline=lambda: tv_deform(x, pipe), ours=lambda: deform(x, generator=gen))
+
+
+def _gen(dev): return torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
+
+
+def setup_kornia_deform(dev, B=500):
+    "The paper's deformation, batched: kornia.augmentation against `deform`, 500 colour images of 32x32."
+    from bioss_nb.deform import deform
+    x = torch.rand(B, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(dev)
+    torch.manual_seed(0)
+    pipe, gen = kornia_deform_pipeline().to(dev), _gen(dev)
+    return dict(baseline=lambda: pipe(x), ours=lambda: deform(x, generator=gen))
+
+
+def setup_kornia_warp(dev, B=500):
+    "The bilinear warp alone, the same 500 affine maps for both: kornia.geometry.warp_affine against `warp`."
+    from kornia.geometry.transform import warp_affine
+    from bioss_nb.deform import warp, random_theta
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(B, 3, 32, 32, generator=g).to(dev)
+    th = random_theta(B, 0.5, generator=g).to(dev)
+    M = theta_to_pixels(th, 32, 32)
+    return dict(baseline=lambda: warp_affine(x, M, (32, 32), align_corners=True), ours=lambda: warp(x, th))
+
+
+def setup_kornia_crops(dev, B=250):
+    "The STL10 views, batched: kornia.augmentation against `crop_views`, 250 images of 96x96 to 64x64 (paper-stl10's batch)."
+    from bioss_nb.crops import crop_views
+    x = torch.rand(B, 3, 96, 96, generator=torch.Generator().manual_seed(0)).to(dev)
+    torch.manual_seed(0)
+    pipe, gen = kornia_crops_pipeline().to(dev), _gen(dev)
+    return dict(baseline=lambda: pipe(x), ours=lambda: crop_views(x, generator=gen))
 
 
 def _conv6_step(rule, dev, B, state=None):
@@ -141,7 +200,7 @@ def setup_dtp(dev, B=64):
 
 
 def setup_data(dev, N=50_000):
-    from bioss_nb.data import DeviceLoader
+    from bioss_nb.loader import DeviceLoader
     from torch.utils.data import DataLoader, TensorDataset
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=g)
@@ -157,7 +216,8 @@ def setup_data(dev, N=50_000):
 
 def ssl_epoch_seconds(dev, n=4000, B=500, reps=3, channels_last=False, bf16=False, compile=False):
     "One SSL epoch of CONV6 on digits (2 x B views per step) with deformations, the hinge loss and Adam."
-    from bioss_nb.data import load_dataset, DeviceLoader
+    from bioss_nb.data import load_dataset
+    from bioss_nb.loader import DeviceLoader
     from bioss_nb.deform import two_views
     from bioss_nb.models import conv6, projection_head
     from bioss_nb.losses import ContrastiveHinge
@@ -187,6 +247,7 @@ SETUPS = {
     'hinge_all_500': lambda dev: setup_hinge(dev, 500), 'hinge_all_1000': lambda dev: setup_hinge(dev, 1000),
     'hinge_few_500': lambda dev: setup_hinge(dev, 500, n_negs=5), 'hinge_few_1000': lambda dev: setup_hinge(dev, 1000, n_negs=5),
     'deform': setup_deform, 'rules': setup_rules, 'dtp': setup_dtp, 'data': setup_data,
+    'kornia_deform': setup_kornia_deform, 'kornia_warp': setup_kornia_warp, 'kornia_crops': setup_kornia_crops,
 }
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -238,7 +299,8 @@ def fmt_ratio(r, nd=1): return f"{r['ratio']:.{nd}f}x ({r['ratio_min']:.{nd}f}-{
 SSL_VARIANTS = (('fp32', {}), ('fp32, channels_last', dict(channels_last=True)), ('bf16 autocast', dict(bf16=True)),
                 ('bf16 autocast, channels_last', dict(channels_last=True, bf16=True)),
                 ('fp32, channels_last, torch.compile', dict(channels_last=True, compile=True)))
-CASES = ('hinge_all_500', 'hinge_all_1000', 'hinge_few_500', 'hinge_few_1000', 'deform', 'data')
+KORNIA_CASES = ('kornia_deform', 'kornia_warp', 'kornia_crops')     # baseline: kornia (the `bench` extra)
+CASES = ('hinge_all_500', 'hinge_all_1000', 'hinge_few_500', 'hinge_few_1000', 'deform', 'data', *KORNIA_CASES)
 
 
 def table_rows(res) -> list:
@@ -406,10 +468,14 @@ def main(argv=None):
 
     for case in CASES:
         if not want(case): continue
+        if case in KORNIA_CASES:
+            try: import kornia
+            except ImportError: print(f'{case} skipped: kornia is not installed (pip install -e ".[bench]")'); continue
         f = SETUPS[case](dev)
         r = compare(f['baseline'], f['ours'], dev, reps=a.reps)
         if not a.no_mem and case != 'data':
             r['base_mb'], r['ours_mb'] = mem(case, 'baseline', a.device), mem(case, 'ours', a.device)
+        if case in KORNIA_CASES: r['kornia'] = kornia.__version__
         res[case] = r; say(case)
 
     if want('rules'):

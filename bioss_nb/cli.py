@@ -64,7 +64,7 @@ def _add_config_args(p, preset:str|None):
 
 def _norm_argv(argv:list) -> list:
     "Accept `--batch-size` for `--batch_size` and `none` for `null`: the spellings the course uses."
-    opt = {f.name for f in dataclasses.fields(Config)} | {'stop_after', 'print_config', 'probe_epochs', 'n_probe'}
+    opt = {f.name for f in dataclasses.fields(Config)} | {'stop_after', 'print_config', 'probe_epochs', 'n_probe'} | set(_CLUSTER_OPTS)
     out, prev, it = [], None, iter(argv)
     for a in it:
         if a == '--import' or a.startswith('--import='):   # --import MODULE (repeatable): Config.imports, comma-separated
@@ -81,6 +81,13 @@ def _norm_argv(argv:list) -> list:
         out.append(a)
     return out
 
+_CLUSTER_OPTS = dict(
+    slurm_partition=(typing.Optional[str], 'the SLURM partition of the jobs (--launcher submitit; default: the cluster\'s)'),
+    gpus_per_job=(typing.Optional[int], 'GPUs per job (default: 1 on SLURM, 0 for submitit-local)'),
+    cpus_per_job=(typing.Optional[int], 'CPU cores per job (default: the cluster\'s; submitit-local: the cores shared out)'),
+    timeout_min=(int, 'time limit of a job in minutes: a job that reaches it is requeued, and its run resumes from its checkpoint'),
+    array_parallelism=(typing.Optional[int], 'jobs running at once (default: all on SLURM; the CPU cores for submitit-local)'))
+
 def _preset_of(argv:list, default='tiny') -> str:
     "The last `--preset` of a command line (as argparse reads it), or the default."
     found = default
@@ -88,6 +95,17 @@ def _preset_of(argv:list, default='tiny') -> str:
         if a == '--preset' and i + 1 < len(argv): found = argv[i + 1]
         if a.startswith('--preset='): found = a.split('=', 1)[1]
     return found
+
+_EVAL_OPTS = dict(   # `eval`'s probe settings: each overrides the run's own Config field of that name
+    probe_epochs=(int, 'epochs of the linear probe'), probe_batch=(int, "the linear probe's mini-batch size"),
+    n_probe=(int, 'train the probe on the first N labelled images'),
+    sup_epochs=(int, 'epochs of the supervised baseline (BP on the labels), for its rows'),
+    probe_lr=(float, "the linear probe's Adam learning rate"),
+    perturb_rot=(float, 'perturbed test set: rotation ~ U(-rot, rot) degrees'),
+    perturb_shift=(float, 'perturbed test set: shift ~ U(-shift, shift) of the image size, per axis'),
+    perturb_scale=(float, 'perturbed test set: zoom = exp(U(-scale, scale))'),
+    probe_data=(typing.Literal[DATASETS], 'labelled set for the linear probe'),
+    device=(str, 'cuda, cuda:1, mps or cpu (null: $BIOSS_DEVICE, else the best available)'))
 
 def build_parser(preset:str='tiny', # the preset whose values `train` and `table` show as defaults
                 ):
@@ -111,9 +129,8 @@ def build_parser(preset:str='tiny', # the preset whose values `train` and `table
     e = P(description='Linear probe of a run, clean and perturbed; writes RUN_DIR/eval.json.', env_prefix=False)
     e.add_argument('run_dir', help='the --out folder of a run')
     e.add_argument('--layers', default='auto', help="'auto' (all blocks for GLL/RLL), 'last', 'all' or block indices, e.g. 0,1")
-    for n in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs'): e.add_argument(f"--{n}", type=typing.Optional[int], default=None)
-    for n in ('probe_lr', 'perturb_rot', 'perturb_shift', 'perturb_scale'): e.add_argument(f"--{n}", type=typing.Optional[float], default=None)
-    e.add_argument('--probe_data', type=typing.Optional[str], default=None); e.add_argument('--device', type=typing.Optional[str], default=None)
+    for n, (tp, h) in _EVAL_OPTS.items():
+        e.add_argument(f"--{n}", type=typing.Optional[tp], default=None, help=h + ("" if n == 'device' else " (null: the run's own value)"))
     tb = P(description="Train and evaluate a grid of the paper's tables; write table.md, table.png, results.json.", env_prefix=False)
     tb.add_argument('--config', action='config', help='a YAML or JSON file of options')
     tb.add_argument('--preset', **pre)
@@ -128,6 +145,11 @@ def build_parser(preset:str='tiny', # the preset whose values `train` and `table
     tb.add_argument('--jobs', type=int, default=1, help='rows run at once, each in its own process (CPU: threads are shared out)')
     tb.add_argument('--devices', type=typing.Optional[str], default=None,
                     help='one worker process per device, e.g. 0,1,2,3 (cuda:0..3); overrides --jobs')
+    tb.add_argument('--launcher', type=typing.Literal[LAUNCHERS], default='here',
+                    help="here: this process and its --jobs or --devices workers; submitit: one SLURM job per row and seed "
+                         "(pip install 'bioss_nb[cluster]'); submitit-local: the same jobs as processes on this machine")
+    for n, (typ, h) in _CLUSTER_OPTS.items():
+        tb.add_argument(f'--{n}', type=typ, default=CLUSTER['timeout_min'] if n == 'timeout_min' else None, help=h)
     _add_config_args(tb, preset)
     d = P(description="The paper's finding on the embedded digits in a few minutes on a CPU.", env_prefix=False)
     d.add_argument('--out', default='demo_out')
@@ -227,8 +249,7 @@ def _layers(spec:str, run_dir:str):
     return ls
 
 def cmd_eval(a:dict) -> dict:
-    o = {k: a.get(k) for k in ('probe_epochs', 'probe_batch', 'n_probe', 'sup_epochs', 'probe_lr',
-                               'perturb_rot', 'perturb_shift', 'perturb_scale', 'probe_data')}
+    o = {k: a.get(k) for k in _EVAL_OPTS if k != 'device'}
     o = {k: v for k, v in o.items() if v is not None}
     read_config(a['run_dir'])                               # a folder that is not a run: one line, before any work
     if o: get_config(**{**asdict(read_config(a['run_dir'])), **o})   # probe settings checked like any Config field
@@ -242,12 +263,29 @@ def cmd_eval(a:dict) -> dict:
     for l, v in ev['layers'].items(): print(f"| {l} | {v['dim']} | {100 * v['clean']:.2f} | {100 * v['perturbed']:.2f} |")
     return ev
 
-def cmd_download(a:dict) -> Path:
-    from bioss_nb.data import load_dataset, data_root
-    root = data_root(a.get('root'))
-    for split in ('train', 'test'): load_dataset(a['name'], split, root=root, download=True)
-    print(f"{a['name']}: train and test splits are in {root}")
-    return root
+_DL_FOLDER = {'mnist': 'MNIST', 'emnist-letters': 'EMNIST', 'cifar10': 'cifar-10-batches-py', 'cifar100': 'cifar-100-python',
+              'stl10': 'stl10_binary'}
+
+def _download_reason(e:BaseException) -> str:
+    "Why a download failed, in a few words: the network's reasons (urllib's), else the first line of the error."
+    why = list(dict.fromkeys(re.sub(r'\[Errno -?\d+\]\s*', '', w) for w in re.findall(r'<urlopen error (.*?)>', str(e))))
+    return '; '.join(why) if why else (' '.join(str(e).split()) or type(e).__name__)
+
+def cmd_download(a:dict) -> Path|None:
+    from bioss_nb.data import load_dataset, data_root, _FILES
+    name, root = a['name'], data_root(a.get('root'))
+    if name not in _DL_FOLDER:
+        print(f"{name}: nothing to download, " + ('the digits ship with the package' if name == 'mnist5k' else 'the images are drawn on the fly'))
+        return None
+    try: n = [len(load_dataset(name, split, root=root, download=True)[0]) for split in ('train', 'test')]
+    except RuntimeError as e:      # one line (exit status 1): what failed, why, and what to do instead
+        files = _FILES.get(name, 'stl10_binary/ (stl10_binary.tar.gz unpacked)')
+        print(f"bioss-nb download: error: could not download {name} into {root} ({_download_reason(e.__cause__ or e)}); check "
+              f"the network connection (or https_proxy), or copy {files} into {root} from a machine that has one "
+              f"(another folder: --root DIR or $BIOSS_DATA)", file=sys.stderr)
+        raise SystemExit(1) from e
+    print(f"{name}: {n[0]} training and {n[1]} test images in {root / _DL_FOLDER[name]}")
+    return root / _DL_FOLDER[name]
 
 def cmd_table(a:dict) -> list:
     o = _overrides(a, a['preset']); o.pop('seed', None)
@@ -255,7 +293,9 @@ def cmd_table(a:dict) -> list:
     t0 = time.perf_counter()
     if a['jobs'] < 1: raise UsageError(f"--jobs={a['jobs']}: not allowed; give a number of worker processes >= 1")
     devices = [f'cuda:{d}' if str(d).isdigit() else str(d) for d in str(a['devices']).split(',')] if a.get('devices') else None
-    res = run_grid(a['preset'], a['seeds'], out, grid=a['grid'], rows=a['rows'], jobs=a['jobs'], devices=devices, **o)
+    cluster = dict(partition=a.get('slurm_partition'), **{k: a.get(k) for k in _CLUSTER_OPTS if k != 'slurm_partition'})
+    res = run_grid(a['preset'], a['seeds'], out, grid=a['grid'], rows=a['rows'], jobs=a['jobs'], devices=devices,
+                   launcher=a.get('launcher', 'here'), cluster=cluster, **o)
     print((Path(out) / 'table.md').read_text())
     if a['grid'] == 'claims' and (Path(out) / 'claims.md').exists():   # the verdicts, as the demo ends with its own
         print("The paper's claims on these runs:\n\n" + (Path(out) / 'claims.md').read_text())
@@ -332,6 +372,16 @@ def _check_command(cmd:str, a:dict, preset:str):
         for n, v in (('rows', rows or []), ('seeds', seeds)):
             dup = sorted({x for x in v if v.count(x) > 1}, key=str)
             if dup: raise UsageError(f"--{n}: {dup[0]} is given twice; give each once")
+        for n in ('gpus_per_job', 'cpus_per_job', 'timeout_min', 'array_parallelism'):
+            low = 0 if n == 'gpus_per_job' else 1
+            if a.get(n) is not None and a[n] < low: raise UsageError(f"--{n.replace('_', '-')}={a[n]}: not allowed; give a number >= {low}")
+        given = [n for n in _CLUSTER_OPTS if a.get(n) is not None and a[n] != (CLUSTER['timeout_min'] if n == 'timeout_min' else None)]
+        if a.get('launcher', 'here') == 'here' and given:
+            raise UsageError(f"--{given[0].replace('_', '-')}={a[given[0]]}: not allowed without a job launcher; add --launcher submitit "
+                             "(SLURM) or --launcher submitit-local")
+        if a.get('launcher', 'here') != 'here' and (a.get('devices') or a['jobs'] != 1):
+            raise UsageError(f"--{'devices' if a.get('devices') else 'jobs'} with --launcher {a['launcher']}: not allowed; the jobs are "
+                             "the workers (--array-parallelism runs several at once); --jobs and --devices go with --launcher here")
         most = max(4, os.cpu_count() or 1)             # more workers than cores only share the same cores out
         if not 1 <= a['jobs'] <= most and not a.get('devices'):
             raise UsageError(f"--jobs={a['jobs']}: not allowed; give 1 to {most} worker processes ({os.cpu_count()} CPU cores here)")

@@ -85,11 +85,12 @@ def color_jitter(x:torch.Tensor, # RGB images (N, 3, H, W), floats in [0, 1]
     f = lo + (hi - lo) * u                                              # b, c, sigma ~ U(1-s, 1+s); eta ~ U(-h, h)
     order = _rand((n, 4), generator, x.device).argsort(1)               # a random order per image
     applied = _rand((n,), generator, x.device) < p
-    out = x
+    out = x.clone()
     for t in range(4):                                                  # round t: each image's t-th jitter
-        cand = torch.stack([_jitter_op(out, op, f[:, op]) for op in range(4)])     # (4, N, 3, H, W)
-        out = cand.gather(0, order[:, t].view(1, n, 1, 1, 1).expand(1, *out.shape))[0]
-    out = torch.where(applied.view(-1, 1, 1, 1), out, x)
+        key = torch.where(applied, order[:, t], 4)                      # 4: not jittered
+        idx = key.argsort(stable=True).split(torch.bincount(key, minlength=5).tolist())   # the images of each jitter
+        for op in range(4):
+            if len(idx[op]): out[idx[op]] = _jitter_op(out[idx[op]], op, f[idx[op], op])
     return (out, (f, order, applied)) if return_params else out
 
 # %% ../nbs/02a_crops.ipynb #0a751c49

@@ -1,4 +1,4 @@
-"""The datasets of the paper, an embedded 5,000-digit default, and a loader that keeps a whole dataset on the device.
+"""The datasets of the paper, and an embedded 5,000-digit default that needs no network.
 
 Docs: https://bioss-nb.github.io/bioss_nb/data.html.md"""
 
@@ -10,13 +10,12 @@ import os, functools, hashlib
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.basics import patch
-from .core import get_device, check_choice
+from .core import check_choice
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLITS', 'UNLABELED', 'NUM_CLASSES', 'MNIST5K_SEED', 'MNIST5K_TEST_PER_CLASS', 'MNIST5K_SOURCE',
            'MNIST5K_SHA256', 'SHAPES_SIZES', 'SHAPES_SEED', 'ssl_split', 'data_root', 'mnist5k_indices', 'load_dataset',
-           'stl10_arrays', 'make_shapes', 'to_rgb32', 'DeviceLoader']
+           'stl10_arrays', 'make_shapes', 'to_rgb32']
 
 # %% ../nbs/01_data.ipynb #4aa9f0b1
 DATASETS = ('mnist5k', 'mnist', 'emnist-letters', 'cifar10', 'cifar100', 'stl10', 'shapes')
@@ -205,96 +204,3 @@ def to_rgb32(x:torch.Tensor, # images (N, 1, 28, 28), uint8 or float
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
         raise ValueError(f"x must be digits of shape (N, 1, 28, 28), got {tuple(getattr(x, 'shape', ())) or type(x).__name__}")
     return torch.nn.functional.pad(x, (2, 2, 2, 2)).expand(-1, 3, -1, -1).contiguous()
-
-# %% ../nbs/01_data.ipynb #03c990af
-class DeviceLoader:
-    "Batches of a device-resident dataset: one permutation per epoch, uint8 -> float32 in [0, 1] on the fly."
-    def __init__(self, x:torch.Tensor, # images (N, ...): uint8, or floats already scaled
-                 y:torch.Tensor|None=None, # labels (N,), or None
-                 batch_size:int=500, # samples per batch
-                 shuffle:bool=True, # a fresh seeded permutation every epoch; else the stored order
-                 seed:int=0, # seed of the loader's own generator
-                 device=None, # where the data lives; see `get_device`
-                 drop_last:bool=True, # drop the last, incomplete batch of an epoch
-                ):
-        if not isinstance(x, torch.Tensor) or x.ndim < 1 or not (x.dtype == torch.uint8 or x.is_floating_point()):
-            raise ValueError(f"x must be a uint8 or floating-point tensor (N, ...), got {getattr(x, 'dtype', type(x))}")
-        if y is not None and (not isinstance(y, torch.Tensor) or len(y) != len(x)):
-            raise ValueError(f"y must be a tensor with one label per image: len(x)={len(x)}, got {getattr(y, 'shape', type(y))}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed={seed!r} must be a non-negative integer")
-        if drop_last and batch_size > len(x):
-            raise ValueError(f"batch_size={batch_size} is larger than the dataset ({len(x)} samples) and "
-                             "drop_last=True, so an epoch has no batch: lower batch_size or pass drop_last=False")
-        self.device = get_device(device)
-        self.x = x.to(self.device)                      # moved once; stays uint8
-        self.y = None if y is None else y.to(self.device)
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, bool(shuffle), seed, bool(drop_last)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.epoch, self.pos = 0, 0                      # epochs finished; batches served in this epoch
-        self._perm, self._start = None, None             # this epoch's order; generator state before drawing it
-
-    def __len__(self):
-        n, b = len(self.x), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
-
-# %% ../nbs/01_data.ipynb #1795d897
-@patch
-def _order(self:DeviceLoader):
-    "This epoch's order, drawn once from the generator (None: the stored order)."
-    if self.shuffle and self._perm is None:
-        self._start = self.generator.get_state()
-        self._perm = torch.randperm(len(self.x), generator=self.generator).to(self.device)
-    return self._perm
-
-@patch
-def _batch(self:DeviceLoader, i:int):
-    "Batch `i` of this epoch: one gather, then uint8 -> float32 in [0, 1]."
-    lo, hi = i * self.batch_size, (i + 1) * self.batch_size
-    idx = slice(lo, hi) if self._perm is None else self._perm[lo:hi]
-    xb = self.x[idx]
-    xb = xb.float().div_(255) if xb.dtype == torch.uint8 else xb.float()
-    return xb, (None if self.y is None else self.y[idx])
-
-@patch
-def __iter__(self:DeviceLoader):
-    "Serve the rest of the current epoch as (xb, yb); yb is None without labels."
-    if self.pos >= len(self): self._next_epoch()      # a finished epoch that was never closed
-    self._order()
-    while self.pos < len(self):
-        self.pos += 1
-        yield self._batch(self.pos - 1)
-    self._next_epoch()
-
-@patch
-def _next_epoch(self:DeviceLoader): self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
-
-# %% ../nbs/01_data.ipynb #bbbcbf22
-@patch
-def state_dict(self:DeviceLoader) -> dict:
-    "Everything needed to continue exactly here: the generator state at the start of this epoch, epoch, position."
-    if self.pos >= len(self):    # an epoch served to its end but not yet closed: the next one starts here
-        start, epoch, pos = self.generator.get_state(), self.epoch + 1, 0
-    else:
-        start = self._start if self._perm is not None else self.generator.get_state()
-        epoch, pos = self.epoch, self.pos
-    return dict(generator=start.clone(), epoch=epoch, pos=pos, seed=self.seed, n=len(self.x),
-                batch_size=self.batch_size, shuffle=self.shuffle, drop_last=self.drop_last)
-
-@patch
-def load_state_dict(self:DeviceLoader, sd:dict):
-    "Continue from `sd`: the rest of its epoch, then the same epochs that would have followed."
-    for k in ('n', 'batch_size', 'shuffle', 'drop_last'):
-        mine = len(self.x) if k == 'n' else getattr(self, k)
-        if sd[k] != mine: raise ValueError(f"state_dict has {k}={sd[k]!r} but this loader has {k}={mine!r}")
-    self.generator.set_state(sd['generator'].clone())
-    self.seed, self.epoch, self.pos, self._perm, self._start = sd['seed'], sd['epoch'], sd['pos'], None, None
-    return self
-
-# %% ../nbs/01_data.ipynb #79e86931
-@patch
-def __repr__(self:DeviceLoader):
-    return (f"DeviceLoader({len(self.x)} samples, batch_size={self.batch_size}, {len(self)} batches/epoch, "
-            f"shuffle={self.shuffle}, device={self.device}, epoch={self.epoch}, pos={self.pos})")

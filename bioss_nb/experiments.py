@@ -17,9 +17,10 @@ from .evaluate import evaluate_run, probe, random_encoder, train_supervised
 # %% auto #0
 __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_ROWS', 'RANDOM', 'SUPERVISED', 'CLAPP_T1_ROWS',
            'T2_ROWS', 'GRIDS', 'ROWS', 'GRID', 'GRID_NAMES', 'MIN_SEEDS', 'TOL', 'SEVERAL', 'CLAIMS', 'CLAIM_ROWS',
-           'TINY_NET', 'CONV6_NET', 'DEMO', 'DEMO_MARGIN', 'Row', 'grid_rows', 'claim_verdicts', 'claim_summary',
-           'claims_table', 'plot_claims', 'write_claims', 'stored_claims', 'custom_row', 'row_config', 'run_row',
-           'make_table', 'summarise', 'plot_table', 'plot_pairs', 'run_grid', 'demo_verdict', 'layerwise_probes',
+           'TINY_NET', 'CONV6_NET', 'EPOCH_TIMES', 'SSL_IMAGES', 'LAUNCHERS', 'CLUSTER', 'DEMO', 'DEMO_MARGIN', 'Row',
+           'grid_rows', 'claim_verdicts', 'claim_summary', 'claims_table', 'plot_claims', 'write_claims',
+           'stored_claims', 'custom_row', 'row_config', 'RowTaken', 'run_row', 'make_table', 'summarise', 'plot_table',
+           'plot_pairs', 'row_seconds', 'grid_estimate', 'run_grid', 'JobFailed', 'demo_verdict', 'layerwise_probes',
            'effective_dims']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
@@ -369,12 +370,15 @@ def _row_done(key:str, cfg:Config, run_dir:Path) -> dict|None:
         raise ValueError(f"row {key!r} in {run_dir} was run with other settings: {diff}; use another --out folder")
     return r
 
+class RowTaken(RunFolderError):
+    "A grid row that another process is running (it holds the row's `.row.lock`): left to that process."
+
 def run_row(key:str, # a row key (see `ROWS`)
             base:Config, # the preset's config (seed, out, ... already set)
             out:Path, # grid folder; the run lives in out/key/seed{seed}
             log=print,
             preset:str|None=None) -> dict:
-    "Train and evaluate one grid row for one seed: {'clean', 'perturbed', 'seconds', ...}; a finished row is read back."
+    "Train and evaluate one grid row for one seed: {'clean', 'perturbed', 'seconds', ...}; a finished row is read back, one that another process runs is a `RowTaken`."
     from bioss_nb.config import import_modules
     import_modules(base.imports)                            # a worker process registers the user's names too
     if key not in ROWS and custom_row(key) is not None: ROWS[key] = custom_row(key)
@@ -385,17 +389,23 @@ def run_row(key:str, # a row key (see `ROWS`)
     res_file = run_dir / 'result.json'
     r = _row_done(key, cfg, run_dir)
     if r is not None: return r
-    t0 = time.perf_counter()
-    if key in _RANDOM_KEYS:
-        r = probe(random_encoder(cfg), cfg); r = r[max(r)]
-    elif key == 'supervised':
-        r = train_supervised(cfg)
-    else:
-        tr = train(cfg)
-        r = dict(evaluate_run(run_dir, layers='last'), exploded=list(tr.watch['exploded']))
-    r = dict(key=key, seed=cfg.seed, clean=r['clean'], perturbed=r['perturbed'], seconds=round(time.perf_counter() - t0, 1),
-             config=settings, **({'exploded': r['exploded']} if r.get('exploded') else {}))
-    _atomic_write(res_file, lambda f: f.write(json.dumps(r).encode()))
+    lock = RunLock(run_dir, '.row.lock')                    # one process per row: several may share a grid folder
+    if not lock.try_acquire(): raise RowTaken(f"row {key!r} seed {cfg.seed} is being run by another process (pid {lock.holder})")
+    try:
+        r = _row_done(key, cfg, run_dir)                    # finished by another process between the first look and the lock
+        if r is not None: return r
+        t0 = time.perf_counter()
+        if key in _RANDOM_KEYS:
+            r = probe(random_encoder(cfg), cfg); r = r[max(r)]
+        elif key == 'supervised':
+            r = train_supervised(cfg)
+        else:
+            tr = train(cfg)
+            r = dict(evaluate_run(run_dir, layers='last'), exploded=list(tr.watch['exploded']))
+        r = dict(key=key, seed=cfg.seed, clean=r['clean'], perturbed=r['perturbed'], seconds=round(time.perf_counter() - t0, 1),
+                 config=settings, **({'exploded': r['exploded']} if r.get('exploded') else {}))
+        _atomic_write(res_file, lambda f: f.write(json.dumps(r).encode()))
+    finally: lock.release()
     log(f"  {key:22s} seed {cfg.seed}: clean {100 * r['clean']:.2f}%  perturbed {100 * r['perturbed']:.2f}%  ({r['seconds']:.0f}s)"
         + ("  (the loss exploded: see its metrics.jsonl)" if r.get('exploded') else ''))
     return r
@@ -408,7 +418,7 @@ def _ms(v:list) -> str:
     sd = math.sqrt(sum((a - m) ** 2 for a in v) / (len(v) - 1))
     return f"{100 * m:.2f} ± {100 * sd:.2f}"
 
-def make_table(results:list, # run_row outputs (and failures: dicts with 'key', 'seed', 'error')
+def make_table(results:list, # run_row outputs (and failures: dicts with 'key', 'seed', 'error'; rows not finished also have 'pending')
                keys:list|None=None, # row keys, in order (default: every row present, in grid order)
                paper_label:str='paper, CIFAR10 (%)', # header of the paper's column
               ) -> str:
@@ -421,11 +431,14 @@ def make_table(results:list, # run_row outputs (and failures: dicts with 'key', 
         row, rs = ROWS[k], [x for x in results if x['key'] == k and 'error' not in x]
         head = f"| {row.loss} | {row.variant} | {row.learning} | {row.update} |"
         paper = '-' if row.paper is None else f'{row.paper:.2f}'
-        fails = [x for x in results if x['key'] == k and 'error' in x]
+        fails = [x for x in results if x['key'] == k and 'error' in x and not x.get('pending')]
+        pend = [x for x in results if x['key'] == k and x.get('pending')]
         if not rs:
             if fails: lines.append(f"{head} failed: {fails[0]['error'].splitlines()[0][:80]} | | {paper} | {row.source} |")
+            elif pend: lines.append(f"{head} not finished: {pend[0]['error'].splitlines()[0][:80]} | | {paper} | {row.source} |")
             continue
         note = f" ({len(fails)} seed{'s' * (len(fails) > 1)} failed)" if fails else ''
+        if pend: note += f" ({len(pend)} seed{'s' * (len(pend) > 1)} not finished)"
         boom = sum(bool(x.get('exploded')) for x in rs)
         if boom: note += f" (loss exploded in {boom} seed{'s' * (boom > 1)})"
         lines.append(f"{head} {_ms([x['clean'] for x in rs])}{note} | {_ms([x['perturbed'] for x in rs])} | {paper} | {row.source} |")
@@ -439,7 +452,8 @@ def summarise(results:list, keys:list|None=None) -> list:
         row, rs = ROWS[k], [x for x in results if x['key'] == k and 'error' not in x]
         s = dict(key=k, loss=row.loss, variant=row.variant, learning=row.learning, update=row.update, paper=row.paper,
                  source=row.source, seeds=[x['seed'] for x in rs], seconds=[x['seconds'] for x in rs],
-                 errors=[x['error'] for x in results if x['key'] == k and 'error' in x])
+                 errors=[x['error'] for x in results if x['key'] == k and 'error' in x and not x.get('pending')],
+                 pending=[x['seed'] for x in results if x['key'] == k and x.get('pending')])
         for what in ('clean', 'perturbed'):
             v = torch.tensor([x[what] for x in rs], dtype=torch.float64)
             s[what] = v.mean().item() if len(v) else None
@@ -496,7 +510,74 @@ def plot_pairs(cfg:Config, n:int=12, path:str|Path|None=None):
     if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
     return fig
 
+# %% ../nbs/09_experiments.ipynb #a19a61a4
+# Measured speeds, by encoder and device kind, from which a grid's time is estimated (the cell below derives them from
+# the stored files in `source`): `image_s`, seconds per training image of an E2E BP epoch (two views, forward and
+# backward); `ll`, a layer-wise pass (a block's epoch under GLL, a pass under RLL) against an E2E epoch; `dtp`, a DTP
+# epoch against BP; `sup`, a supervised epoch against an SSL one; `probe_s`, a row's linear probe and perturbed test.
+# None: not measured.
+EPOCH_TIMES = {
+    ('mnist', 'cpu'): dict(image_s=6.6e-4, ll=0.532, dtp=1.46, sup=0.404, probe_s=5.3, where='a 2-core CPU (AMD EPYC)',
+                           source='nbs/results/tiny_all_results.jsonl (the tiny preset, 5 epochs, every row once)'),
+    ('conv6', 'cpu'): dict(image_s=6.65e-3, ll=0.339, dtp=2.17, sup=0.419, probe_s=22.6, where='a 2-core CPU (AMD EPYC)',
+                           source='nbs/results/digits_results.jsonl (the digits preset, 20 epochs); DTP: bench/results/cpu.json'),
+    ('conv6', 'cuda'): dict(image_s=2.4e-5, ll=0.79, dtp=1.67, sup=None, probe_s=None, where='an NVIDIA H200 (fp32)',
+                            source='bench/results/gpu_train.md (E2E), bench/results/gpu_conv6.md (GLL)'),
+}
+SSL_IMAGES = {'mnist5k': 4000, 'mnist': 60000, 'emnist-letters': 124800, 'cifar10': 50000, 'cifar100': 50000,
+              'stl10': 100000, 'shapes': 4000}     # images in the split self-supervised training reads
+
+def row_seconds(key:str, # a row key
+                cfg:Config, # the row's config (`row_config`)
+                kind:str='cpu', # device kind: 'cpu', 'cuda', 'mps'
+               ) -> float|None:
+    "Estimated seconds of one row for one seed from `EPOCH_TIMES` (its probe counted where timed); None where no timing covers it."
+    from bioss_nb.train import _stages
+    from bioss_nb.models import build_encoder
+    t = EPOCH_TIMES.get((cfg.encoder, kind))
+    if t is None: return None
+    n = SSL_IMAGES[cfg.data]; n = min(n, cfg.n_train or n, cfg.ssl_subset or n)
+    epoch, probe_s = n * t['image_s'], t['probe_s'] or 0.
+    if key in _RANDOM_KEYS: return probe_s
+    if key == 'supervised': return None if t['sup'] is None else cfg.sup_epochs * epoch * t['sup'] + probe_s
+    if cfg.loss not in ('hinge', 'simclr'): return None                        # CLAPP and a user's losses: not timed
+    passes = sum(e for _, e in _stages(cfg, len(build_encoder(cfg.encoder, 'bp'))))
+    per = epoch * (t['dtp'] if cfg.rule == 'dtp' else 1.) if cfg.schedule == 'e2e' else epoch * t['ll']
+    return passes * per + probe_s
+
+def _hours(s:float) -> str: return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+def grid_estimate(preset:str, # the grid's preset
+                  tasks:list, # (row key, base config) of the runs still to do
+                  workers:int=1, # runs at once (worker processes, devices or jobs)
+                  kind:str='cpu', # the device kind the runs use
+                  grid:str|None='default', # the grid's name, for the message (None: rows asked for by name)
+                  total:int|None=None, # runs in the grid, finished ones included
+                  shared:bool=False, # the workers share one CPU (worker processes here): counted as one, since the timing used every core
+                 ) -> dict:
+    "The wall-clock time of `tasks` on `workers` (longest runs first, each to the first free worker) from `EPOCH_TIMES`, and a line saying it."
+    import heapq
+    total = len(tasks) if total is None else total
+    head = f"{f'grid {grid}' if grid else 'rows'} on {preset}: {total} run{'s' * (total != 1)}"
+    if not tasks: return dict(seconds=0., line=f"{head}, all finished: collecting the table")
+    secs = [row_seconds(k, row_config(ROWS[k], base, preset), kind) for k, base in tasks]
+    known = sorted((s for s in secs if s is not None), reverse=True)
+    enc = row_config(ROWS[tasks[0][0]], tasks[0][1], preset).encoder
+    todo = f"{head}, {len(tasks)} to run" if len(tasks) < total else head
+    if not known: return dict(seconds=None, line=f"{todo}; time unknown: no stored epoch time for encoder {enc} on {kind}")
+    w = 1 if shared and kind == 'cpu' else max(1, min(workers, len(known)))
+    free = [0.] * w
+    for s in known: heapq.heapreplace(free, free[0] + s)
+    t = EPOCH_TIMES[(enc, kind)]
+    on = (f"on {workers} workers sharing this CPU" if w < workers else f"on {w} worker{'s' * (w > 1)}")
+    line = (f"{todo}; about {_hours(max(free))} {on} at the speed measured on {t['where']}"
+            + (f"; {len(secs) - len(known)} run{'s' * (len(secs) - len(known) > 1)} not counted (no stored timing)" if len(known) < len(secs) else '')
+            + ("; probes not counted (not timed there)" if t['probe_s'] is None else ''))
+    return dict(seconds=max(free), line=line)
+
 # %% ../nbs/09_experiments.ipynb #d620fa57
+LAUNCHERS = ('here', 'submitit', 'submitit-local')
+
 def run_grid(preset:str, # a name in PRESETS
              seeds:list, # one run per row and seed
              out:str|Path, # the grid folder: one run folder per row and seed, and the table files
@@ -506,9 +587,13 @@ def run_grid(preset:str, # a name in PRESETS
              command:str|None=None, # the command line to print at the top of table.md (None: the equivalent `bioss-nb table`)
              jobs:int=1, # rows run at once, each in its own worker process
              devices:list|None=None, # one worker per device (e.g. ['cuda:0', 'cuda:1']); overrides `jobs`
+             launcher:str='here', # 'here': this process and its workers; 'submitit': one SLURM job per row and seed; 'submitit-local': those jobs as processes here
+             cluster:dict|None=None, # the jobs' resources (submitit launchers): partition, gpus_per_job, cpus_per_job, timeout_min, array_parallelism
              **overrides) -> list:
-    "Train and evaluate every row for every seed (finished rows are read back); write table.md, table.png, results.json(l) (and the claims' verdicts for grid='claims')."
+    "Train and evaluate every row for every seed that no other process has taken (finished rows are read back); write table.md, table.png, results.json(l) from every finished row (and the claims' verdicts for grid='claims')."
     from tqdm.auto import tqdm
+    check_choice(launcher, 'launcher', LAUNCHERS)
+    if launcher != 'here': _submitit_module(launcher)   # installed, and SLURM there: said before any work
     out = Path(out)
     keys = list(rows) if rows else [r.key for r in grid_rows(grid, preset)]
     from bioss_nb.config import import_modules
@@ -527,30 +612,45 @@ def run_grid(preset:str, # a name in PRESETS
     keys = [k for k in keys if k not in skipped]
     if not keys: raise ValueError(f"grid={grid!r} has no row that fits preset={preset!r} ({next(iter(skipped.values()))})")
     if skipped: log(f"  left out, not fitting preset {preset!r}: {', '.join(skipped)}")
-    results, t0 = [], time.perf_counter()
+    t0 = time.perf_counter()
     show = overrides.get('progress', True)
     _check_grid_folder(out)
-    with RunLock(out):                                # one `table` per grid folder
-        tasks = [(k, get_config(preset, **{**overrides, 'seed': s, 'out': str(out)})) for s in seeds for k in keys]
-        for k, base in tasks:                         # another configuration's rows: refused before any row runs or is overwritten
-            _row_done(k, row_config(ROWS[k], base, preset), Path(out) / k / f'seed{base.seed}')
-        bar = tqdm(total=len(seeds) * len(keys), desc='grid', disable=not show, dynamic_ncols=True)
-        def failed(k, s, e):                          # a failed or diverged row is recorded; the others and the table go on
-            msg = str(e).splitlines()[0] if str(e) else ''
-            log(f"  {k:22s} seed {s}: FAILED ({type(e).__name__}: {msg})")
-            return dict(key=k, seed=s, error=f"{type(e).__name__}: {msg}")
+    tasks = [(k, get_config(preset, **{**overrides, 'seed': s, 'out': str(out)})) for s in seeds for k in keys]
+    todo = [(k, base) for k, base in tasks            # another configuration's rows: refused before any row runs or is overwritten
+            if _row_done(k, row_config(ROWS[k], base, preset), out / k / f'seed{base.seed}') is None]
+    kind = ('cuda' if (cluster or {}).get('gpus_per_job', 0) else 'cpu') if launcher != 'here' else \
+           get_device((devices or [None])[0] or overrides.get('device')).type
+    workers = len(devices) if devices else jobs if launcher == 'here' else (cluster or {}).get('array_parallelism') or len(todo)
+    log(grid_estimate(preset, todo, workers, kind, grid=None if rows else grid, total=len(tasks), shared=launcher != 'submitit')['line'])
+    def failed(k, s, e):                              # a failed or diverged row is recorded; the others and the table go on
+        msg = str(e).splitlines()[0] if str(e) else ''
+        if isinstance(e, RowTaken):                   # another process runs it: its result joins the table when it is written
+            who = re.search(r'\(pid .*\)$', msg)
+            log(f"  {k:22s} seed {s}: taken by another process {who.group(0) if who else ''}")
+            return dict(key=k, seed=s, error=f"running in another process {who.group(0) if who else ''}".strip(), pending=True)
+        log(f"  {k:22s} seed {s}: FAILED ({type(e).__name__}: {msg})")
+        return dict(key=k, seed=s, error=f"{type(e).__name__}: {msg}")
+    mine = []                                         # what this process computed, failed or left to another
+    if todo and launcher != 'here': mine = _run_submitit(todo, out, preset, launcher, cluster or {}, log, failed, show)
+    elif todo:
+        bar = tqdm(total=len(todo), desc='grid', disable=not show, dynamic_ncols=True)
         if devices or jobs > 1:
-            results = _run_parallel(tasks, out, preset, devices or [None] * jobs, log, bar, failed)
+            mine = _run_parallel(todo, out, preset, devices or [None] * jobs, log, bar, failed)
         else:
-            for k, base in tasks:
+            for k, base in todo:
                 bar.set_postfix_str(f"{k} seed {base.seed}")
-                try: results.append(run_row(k, base, out, log=log, preset=preset))
-                except Exception as e: results.append(failed(k, base.seed, e))
+                try: mine.append(run_row(k, base, out, log=log, preset=preset))
+                except Exception as e: mine.append(failed(k, base.seed, e))
                 bar.update(1)
         bar.close()
-        cmd = command or ' '.join(['bioss-nb', 'table', '--preset', preset] + (['--grid', grid] if grid != 'default' else [])
-                                  + ['--seeds', *map(str, seeds), '--out', str(out)] + (['--rows', *rows] if rows else [])
-                                  + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if k not in ('out', 'progress')])
+    cmd = command or ' '.join(['bioss-nb', 'table', '--preset', preset] + (['--grid', grid] if grid != 'default' else [])
+                              + ['--seeds', *map(str, seeds), '--out', str(out)] + (['--rows', *rows] if rows else [])
+                              + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if k not in ('out', 'progress')])
+    with RunLock(out, '.table.lock', wait=True):      # one writer of the table at a time, each from every row on disk
+        results = _collect(tasks, out, preset, {(r['key'], r['seed']): r for r in mine if r})
+        n_wait = sum(bool(r.get('pending')) for r in results)
+        if n_wait: log(f"  {n_wait} run{'s' * (n_wait > 1)} not finished: the table shows what is; the same command again "
+                       "(or the process that finishes last) writes it whole")
         _atomic_write(out / 'results.jsonl', lambda f: f.write(''.join(json.dumps(r) + '\n' for r in results).encode()))
         summary = dict(command=cmd, preset=preset, grid=grid, seeds=list(seeds), overrides=overrides,
                        seconds=round(time.perf_counter() - t0, 1), rows=summarise(results, keys), left_out=skipped)
@@ -564,9 +664,28 @@ def run_grid(preset:str, # a name in PRESETS
             f"Command: `{cmd}`\n\nPreset `{preset}`: SSL on {cfg.data}, probe on {cfg.probe_data or cfg.data}, encoder "
             f"{cfg.encoder}. The paper's numbers are {what} linear-probe accuracies.\n\n{md}".encode()))
         if any('error' not in r for r in results):
-            plot_table(results, out / 'table.png', title=f'{preset}: linear probe, clean (solid) and perturbed (hatched)')
+            fig = plot_table(results, None, title=f'{preset}: linear probe, clean (solid) and perturbed (hatched)')
+            _atomic_write(out / 'table.png', lambda f: fig.savefig(f, format='png', dpi=110))
+            import matplotlib.pyplot as plt; plt.close(fig)
         if grid == 'claims': write_claims(results, out, preset)
     return results
+
+def _collect(tasks:list, out:Path, preset:str, mine:dict) -> list:
+    "Every (row, seed) of the grid as it stands on disk: its result, this process's failure, or a run not finished."
+    res = []
+    for k, base in tasks:
+        run_dir = out / k / f'seed{base.seed}'
+        try: r = _row_done(k, row_config(ROWS[k], base, preset), run_dir)
+        except ValueError as e: r = dict(key=k, seed=base.seed, error=f"ValueError: {str(e).splitlines()[0]}")   # written meanwhile by other settings
+        if r is None:
+            r = mine.get((k, base.seed))
+            if r is None or (r.get('pending') and run_dir.is_dir()):   # left to another process: is it still at work?
+                lock = RunLock(run_dir, '.row.lock')
+                if not run_dir.is_dir() or lock.try_acquire():
+                    lock.release(); r = dict(key=k, seed=base.seed, error='not run yet: run the same command again', pending=True)
+                else: r = dict(key=k, seed=base.seed, error=f"running in another process (pid {lock.holder})", pending=True)
+        res.append(r)
+    return res
 
 _GRID_FILES = ('table.md', 'table.png', 'results.json', 'results.jsonl', 'claims.md', 'claims.json', 'claims.png',
                'positive_pairs.png', 'verdict.json')
@@ -624,6 +743,76 @@ def _run_parallel(tasks, out, preset, devices, log, bar, failed) -> list:
             bar.update(1)
     return res
 
+
+# %% ../nbs/09_experiments.ipynb #da58774c
+CLUSTER = dict(partition=None, gpus_per_job=None, cpus_per_job=None, timeout_min=720, array_parallelism=None)   # None: see _run_submitit
+
+class JobFailed(RuntimeError):
+    "A submitit job that ended without a result (killed, out of memory, out of time more often than submitit requeues)."
+
+class _RowJob:
+    "One (row, seed) of a grid as a submitit job. At a time limit or a preemption submitit calls `checkpoint` and requeues the job: its run resumes from its last checkpoint."
+    def __init__(self, threads:int|None=None): self.threads = threads
+    def __call__(self, key, base, out, preset):
+        if self.threads: torch.set_num_threads(self.threads)
+        try: return run_row(key, base, Path(out), preset=preset)
+        except Exception as e: return e              # a failed row is a result: the other jobs and the table go on
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+def _submitit_module(launcher:str):
+    try: import submitit
+    except ImportError:
+        raise ValueError(f"launcher={launcher!r} needs the submitit package: pip install 'bioss_nb[cluster]' (or pip install submitit)") from None
+    if launcher == 'submitit' and shutil.which('sbatch') is None:
+        raise ValueError(f"launcher={launcher!r} submits to SLURM, but there is no sbatch command here: run it where SLURM is "
+                         "(a login node), or use launcher='submitit-local' to run the same jobs as processes on this machine")
+    return submitit
+
+def _executor(launcher:str, cluster:dict, folder:Path, n:int, name:str='bioss-nb') -> tuple:
+    "(submitit executor, jobs at once, threads per job) for `n` jobs with the resources in `cluster` (see `CLUSTER`)."
+    submitit = _submitit_module(launcher)
+    c = {**CLUSTER, **{k: v for k, v in cluster.items() if v is not None}}
+    local = launcher == 'submitit-local'
+    ex = submitit.AutoExecutor(folder=folder, cluster='local' if local else 'slurm')
+    gpus = c['gpus_per_job'] if c['gpus_per_job'] is not None else (0 if local else 1)
+    limit = min(n, c['array_parallelism'] or (max(1, os.cpu_count() or 1) if local else n))
+    ex.update_parameters(name=name, timeout_min=c['timeout_min'], gpus_per_node=gpus,
+                         **({} if local else dict(slurm_array_parallelism=limit, **({'cpus_per_task': c['cpus_per_job']} if c['cpus_per_job'] else {}),
+                                                  **({'slurm_partition': c['partition']} if c['partition'] else {}))))
+    threads = c['cpus_per_job'] or (max(1, (os.cpu_count() or 1) // limit) if local and not gpus else None)
+    return ex, limit, threads
+
+def _run_submitit(todo, out, preset, launcher, cluster, log, failed, show) -> list:
+    "Run every (row, config) of `todo` as a submitit job (SLURM, or processes here) and wait for them; results in the order of `todo`."
+    from tqdm.auto import tqdm
+    import submitit
+    folder, n, local = out / '.submitit', len(todo), launcher == 'submitit-local'
+    ex, limit, threads = _executor(launcher, cluster, folder, n, f'bioss-{preset}')
+    job, jobs, res = _RowJob(threads), [None] * n, [None] * n
+    bar = tqdm(total=n, desc='jobs', disable=not show, dynamic_ncols=True)
+    def finish(i):
+        (k, base), j = todo[i], jobs[i]
+        try: r = j.result()
+        except Exception: r = JobFailed(f"job {j.job_id} ended without a result ({j.state}); its log: {j.paths.stderr}")
+        if isinstance(r, BaseException): r = failed(k, base.seed, r)
+        else: log(f"  {k:22s} seed {base.seed}: clean {100 * r['clean']:.2f}%  perturbed {100 * r['perturbed']:.2f}%  ({r['seconds']:.0f}s)")
+        res[i] = r; bar.update(1)
+    if not local:                                     # one SLURM job array; SLURM runs `limit` of them at once
+        jobs[:] = ex.map_array(job, [k for k, _ in todo], [b for _, b in todo], [str(out)] * n, [preset] * n)
+        log(f"  submitted {n} job{'s' * (n > 1)} to SLURM (array {jobs[0].job_id.split('_')[0]}); logs in {folder}; "
+            "Ctrl-C stops waiting, not the jobs: the same command again collects")
+        for j in submitit.helpers.as_completed(jobs, poll_frequency=30): finish(jobs.index(j))
+    else:                                             # processes here, `limit` at a time
+        nxt, live = 0, []
+        while nxt < n or live:
+            while nxt < n and len(live) < limit:
+                jobs[nxt] = ex.submit(job, todo[nxt][0], todo[nxt][1], str(out), preset); live.append(nxt); nxt += 1
+            for i in [i for i in live if jobs[i].done()]: live.remove(i); finish(i)
+            time.sleep(0.2)
+    bar.close()
+    return res
 
 # %% ../nbs/09_experiments.ipynb #6dc8195e
 DEMO = dict(preset='tiny', rows=('hinge-e2e-bp', 'hinge-e2e-rf', 'random'), seeds=(0, 1),

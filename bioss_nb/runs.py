@@ -6,7 +6,7 @@ Docs: https://bioss-nb.github.io/bioss_nb/engineering.html.md"""
 
 # %% ../nbs/11_engineering.ipynb #b6c3ead4
 from __future__ import annotations
-import json, os, signal, sys, tempfile, threading
+import json, os, signal, socket, sys, tempfile, threading
 from pathlib import Path
 import torch
 from .config import Config, LOGGERS, ImportFailed, NotRegistered
@@ -57,20 +57,30 @@ def check_out(folder:str|Path) -> Path:
 
 class RunLock:
     "An exclusive lock on a run folder, held while one process writes it; a second writer gets a `RunFolderError`."
-    def __init__(self, folder:str|Path): self.folder, self.f = Path(folder), None
+    def __init__(self, folder:str|Path, # the folder locked
+                 name:str='.lock', # the lock file: '.lock' for a run; a grid also locks each row ('.row.lock') and its table
+                 wait:bool=False): # wait for the holder to let go instead of refusing at once
+        self.folder, self.name, self.wait, self.f, self.holder = Path(folder), name, wait, None, None
+
+    def try_acquire(self) -> bool:
+        "Take the lock; False (the holder's pid in `holder`) if another process has it."
+        check_out(self.folder)
+        if fcntl is None: return True
+        f = open(self.folder / self.name, 'a+')
+        try: fcntl.flock(f, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+        except OSError:
+            f.seek(0); self.holder = f.read().strip() or '?'; f.close()
+            return False
+        f.seek(0); f.truncate(); f.write(f"{os.getpid()} on {socket.gethostname()}\n"); f.flush()   # the holder, as others see it
+        self.f = f
+        if self.name == '.lock':                     # the run's own lock: every writer of the folder's files holds it
+            for t in self.folder.glob('.*.tmp'): t.unlink(missing_ok=True)   # left by a writer that was killed mid-write
+        return True
 
     def acquire(self) -> RunLock:
-        check_out(self.folder)
-        if fcntl is None: return self
-        f = open(self.folder / '.lock', 'a+')
-        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0); pid = f.read().strip() or '?'; f.close()
-            raise RunFolderError(f"{self.folder} is in use by another run (pid {pid}): wait for it to end, "
-                                 "or choose another --out") from None
-        f.seek(0); f.truncate(); f.write(f"{os.getpid()}\n"); f.flush()
-        self.f = f
-        for t in self.folder.glob('.*.tmp'): t.unlink(missing_ok=True)   # left by a writer that was killed mid-write
+        if not self.try_acquire():
+            raise RunFolderError(f"{self.folder} is in use by another run (pid {self.holder}): wait for it to end, "
+                                 "or choose another --out")
         return self
 
     def release(self):

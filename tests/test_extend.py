@@ -68,3 +68,46 @@ def _run(tmp_path, capsys):
     assert len(err) == 1 and 'no_such_module_xyz' in err[0], err
     assert main(['train', '--preset', 'tiny', '--rule', 'half_rf_typo', '--import', 'my_rules', '--out', str(tmp_path / 'd')]) == 2
     assert 'half_rf' in capsys.readouterr().err                                 # the registered names, the user's included
+
+
+MY_ENCODER = '''"An encoder the package has never seen: three blocks on the digits, registered through its public contract."
+from bioss_nb.models import Block, Encoder, register_encoder, _apply_rule
+
+def three_blocks(rule='bp', in_shape=(1, 28, 28)):
+    blocks = [Block(in_shape[0], 4, k=3, act='hardtanh', pool=True),   # 4x14x14
+              Block(4, 8, k=3, act='relu', pool=True),                 # 8x7x7
+              Block(8, 16, k=3, act='hardtanh')]                       # 16x7x7
+    return _apply_rule(Encoder(blocks, in_shape, 'three_blocks'), rule)
+
+register_encoder('three_blocks', three_blocks)
+'''
+
+def test_a_users_encoder_trains_layer_wise_resumes_and_evaluates(tmp_path, monkeypatch, capsys):
+    "--import MODULE --encoder NAME: a user's three-block encoder trains under GLL with RF, resumes bit for bit, and every block is probed."
+    (tmp_path / 'my_encoders.py').write_text(MY_ENCODER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        base = ['train', '--preset', 'tiny', '--import', 'my_encoders', '--encoder', 'three_blocks', '--schedule', 'gll',
+                '--rule', 'rf', '--epochs', '1', *SMALL]
+        a, b = tmp_path / 'a', tmp_path / 'b'
+        assert main([*base, '--out', str(a)]) == 0
+        cfg = json.loads((a / 'config.json').read_text())
+        assert (cfg['imports'], cfg['encoder']) == ('my_encoders', 'three_blocks')
+        assert main([*base, '--out', str(b), '--stop-after', '5']) == 0
+        assert main(['train', '--config', str(b / 'config.json')]) == 0
+        ca, cb = (torch.load(d / 'checkpoint.pt', weights_only=True) for d in (a, b))
+        assert cb['done'] and cb['pos'] == ca['pos']
+        assert sorted({k.split('.')[1] for k in ca['encoder'] if k.startswith('layers.')}) == ['0', '1', '2']
+        for part in ('encoder', 'heads'):
+            for k in ca[part]: assert torch.equal(ca[part][k], cb[part][k]), k
+        assert sorted(k for k in ca['heads'] if k.endswith('.B')) == ['0.1.B', '1.1.B', '2.1.B']   # a head per block, each under RF
+        capsys.readouterr()
+        assert main(['eval', str(a), '--probe-epochs', '1', '--n-probe', '300', '--device', 'cpu', '--layers', 'all']) == 0
+        out = capsys.readouterr().out
+        assert 'gll/rf/hinge' in out and all(f'| {l} |' in out for l in range(3)), out
+        assert main(['train', '--preset', 'tiny', '--encoder', 'three_blocks_typo', '--import', 'my_encoders',
+                     '--out', str(tmp_path / 'c')]) == 2
+        assert 'three_blocks' in capsys.readouterr().err                    # the registered names, the user's included
+    finally:
+        from bioss_nb.models import ENCODERS
+        ENCODERS.pop('three_blocks', None); sys.modules.pop('my_encoders', None)

@@ -209,10 +209,19 @@ def test_second_writer_refused(tmp_path, finished):
     assert TALLY['runs_lost'] == 0
 
 
-def test_second_table_refused(tmp_path):
+def test_row_held_by_another_table_is_left_to_it(tmp_path):
+    "Several `table` processes may share a grid folder: a row whose lock another holds is not computed twice; the table says so, and the next run collects it."
     fault()
-    with RunLock(tmp_path):
-        bad_cli('table', *SMALL, '--rows', 'random', '--seeds', '0', '--out', tmp_path, says=['in use'])
+    row = tmp_path / 'random' / 'seed0'
+    with RunLock(row, '.row.lock'):                      # as if another `table` were running that row
+        rc, out, err = cli('table', *TABLE, '--out', tmp_path)
+    assert rc == 0, err
+    assert 'taken by another process (pid' in out and not (row / 'result.json').exists(), out
+    assert 'not finished: running in another process' in (tmp_path / 'table.md').read_text()
+    assert cli('table', *TABLE, '--out', tmp_path)[0] == 0
+    res = [json.loads(l) for l in (tmp_path / 'results.jsonl').read_text().splitlines()]
+    if 'error' in res[0] or not (row / 'result.json').exists(): lost()
+    assert TALLY['runs_lost'] == 0
 
 
 def test_diverged_row_does_not_stop_the_table(tmp_path):
