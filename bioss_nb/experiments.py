@@ -329,7 +329,7 @@ GRIDS['claims'] = [ROWS[k] for k in CLAIM_ROWS]     # the rows that decide the c
 GRID_NAMES = ('default', *GRIDS)
 
 # %% ../nbs/09_experiments.ipynb #acaa5532
-_NOT_SETTINGS = ('out', 'progress', 'device', 'ckpt_every', 'imports')   # fields that do not change a row's result
+_NOT_SETTINGS = ('out', 'progress', 'device', 'ckpt_every', 'imports', 'log_every', 'monitor_every', 'monitor_n')   # fields that do not change a row's result
 
 def custom_row(key:str) -> Row|None:
     "A row named '{loss}-{schedule}-{rule}' for names registered at run time (loss: 'hinge', 'hinge5gb', 'simclr' or a registered loss); else None."
