@@ -340,7 +340,8 @@ def table_rows(res) -> list:
                     f"{100 * b['clean']:.2f}% / {100 * b['perturbed']:.2f}% ({b['seconds']:.0f} s) | {f['seconds'] / b['seconds']:.2f}x | - |")
     if 'syncs' in res:
         r = res['syncs']; n = sum(r['per_step'].values()); every = r[f"ms_per_step_log_every_{r['log_every']}"]
-        rows.append(f"| host reads of tensor values per training step (a GPU sync each; tiny preset, batch 8, log_every={r['log_every']}): "
+        rows.append(f"| host reads of tensor values per training step (tiny preset, batch 8, log_every={r['log_every']}; on a GPU only reads "
+                    f"of device tensors are counted, each a wait for the device): "
                     f"{n:.2f}, of which " + '; '.join(f"{v:g} {k}" for k, v in r['per_step'].items()) + " | "
                     f"{r['ms_per_step_log_every_1']:.2f} ms / step (loss read every step) | {every:.2f} ms / step "
                     f"(every {r['log_every']}) | - | - |")
