@@ -340,9 +340,14 @@ def table_rows(res) -> list:
                     f"{100 * b['clean']:.2f}% / {100 * b['perturbed']:.2f}% ({b['seconds']:.0f} s) | {f['seconds'] / b['seconds']:.2f}x | - |")
     if 'syncs' in res:
         r = res['syncs']; n = sum(r['per_step'].values()); every = r[f"ms_per_step_log_every_{r['log_every']}"]
+        free = r.get('cpu_only', {}); wait = {k: v for k, v in r['per_step'].items() if k not in free}
         rows.append(f"| host reads of tensor values per training step (tiny preset, batch 8, log_every={r['log_every']}; on a GPU only reads "
                     f"of device tensors are counted, each a wait for the device): "
-                    f"{n:.2f}, of which " + '; '.join(f"{v:g} {k}" for k, v in r['per_step'].items()) + " | "
+                    f"{n:.2f}, of which " + '; '.join(f"{v:g} {k}" for k, v in r['per_step'].items())
+                    + (f"; on a GPU, {sum(wait.values()):g} per step would wait for the device ("
+                       + ('; '.join(f"{v:g} {k}" for k, v in wait.items()) or 'none') + "), not the others ("
+                       + '; '.join(f"{k.split(' at ')[0]} in {k.split('(')[-1].rstrip(')')}: {why}" for k, why in free.items()) + ")" if free else '')
+                    + " | "
                     f"{r['ms_per_step_log_every_1']:.2f} ms / step (loss read every step) | {every:.2f} ms / step "
                     f"(every {r['log_every']}) | - | - |")
     if 'tiny' in res:
@@ -405,6 +410,9 @@ def precision_accuracy(dev, row='hinge5gb-e2e-bp', seed=0):
 
 
 _SYNC_METHODS = ('item', 'tolist', '__bool__', '__float__', '__int__', '__index__', 'numpy', 'cpu')
+# Reads counted on the CPU (where every read is) that make no GPU wait: by the function that asks, why
+_CPU_ONLY_READS = {'_get_value': "Adam's step counters, CPU tensors on a GPU too",
+                   '_l1_path': "the hinge's count of active pairs, made on the CPU only (a GPU takes the chunked path)"}
 
 def host_syncs(dev, steps=40, log_every=10, batch=8):
     """Reads of tensor values on the host (each a device sync on a GPU) per training step, by call site, and the wall time
@@ -437,6 +445,8 @@ def host_syncs(dev, steps=40, log_every=10, batch=8):
             for m, f in orig.items(): setattr(torch.Tensor, m, f)
         out['per_step'] = {k: round(v / steps, 3) for k, v in sorted(sites.items(), key=lambda kv: -kv[1])}
         out['steps'], out['log_every'] = steps, log_every
+        if dev.type == 'cpu':                                  # which of them a GPU would wait for
+            out['cpu_only'] = {k: why for k in out['per_step'] for f, why in _CPU_ONLY_READS.items() if f'({f})' in k}
         for le in (1, log_every):
             tr = trainer(le, f'{d}/time{le}')
             tr.fit(stop_after=steps)
