@@ -15,6 +15,6 @@ timeout ${T_CONV6:-120} python3 bench/gpu_conv6.py --steps 30 --out "$OUT/gpu_co
 # the GPU epoch: the loss read on the host every step against only at epoch ends, torch.compile and CUDA graphs;
 # then what the host still reads per step (a GPU wait each), by call site
 timeout ${T_SYNC:-150} python3 bench/gpu_epoch_sync.py --epochs 3 --batches 20 --out "$OUT/gpu_epoch_sync.md"
-timeout ${T_SYNCS:-60} python3 bench/run.py --device cuda --only syncs --no-tiny --no-mem --out "$OUT"
+timeout ${T_SYNCS:-90} python3 bench/run.py --device cuda --only syncs --no-tiny --no-mem --out "$OUT"
 timeout ${T_RATIO2:-45} python3 bench/run.py --device cuda --only hinge_all_500,hinge_all_1000 --reps 5 --no-tiny --out "$OUT"
 exit 0

@@ -339,10 +339,18 @@ def table_rows(res) -> list:
                     f"{100 * f['clean']:.2f}% / {100 * f['perturbed']:.2f}% ({f['seconds']:.0f} s) | "
                     f"{100 * b['clean']:.2f}% / {100 * b['perturbed']:.2f}% ({b['seconds']:.0f} s) | {f['seconds'] / b['seconds']:.2f}x | - |")
     if 'syncs' in res:
-        r = res['syncs']; n = sum(r['per_step'].values()); every = r[f"ms_per_step_log_every_{r['log_every']}"]
-        rows.append(f"| host reads of tensor values per training step (tiny preset, batch 8, log_every={r['log_every']}; on a GPU only reads "
-                    f"of device tensors are counted, each a wait for the device): "
-                    f"{n:.2f}, of which " + '; '.join(f"{v:g} {k}" for k, v in r['per_step'].items()) + " | "
+        r = res['syncs']; every = r[f"ms_per_step_log_every_{r['log_every']}"]
+        free = r.get('cpu_only', {})
+        def reads(per):
+            wait = {k: v for k, v in per.items() if k not in free}
+            return (f"{sum(per.values()):.2f}, of which " + '; '.join(f"{v:g} {k}" for k, v in per.items())
+                    + (f"; on a GPU {sum(wait.values()):g} would wait for the device ("
+                       + ('; '.join(f"{v:g} {k}" for k, v in wait.items()) or 'none') + ")" if free else ''))
+        why = '; '.join(sorted({f"{k.split(' at ')[0]} in {k.split('(')[-1].rstrip(')')}: {w}" for k, w in free.items()}))
+        rows.append(f"| host reads of tensor values per training step (batch 8, log_every={r['log_every']}; on a GPU only reads "
+                    f"of device tensors are counted, each a wait for the device): tiny preset {reads(r['per_step'])}"
+                    + (f"; stl10-tiny preset (crops) {reads(r['per_step_stl10'])}" if 'per_step_stl10' in r else '')
+                    + (f". Counted on the CPU but no wait on a GPU: {why}" if free else '') + " | "
                     f"{r['ms_per_step_log_every_1']:.2f} ms / step (loss read every step) | {every:.2f} ms / step "
                     f"(every {r['log_every']}) | - | - |")
     if 'tiny' in res:
@@ -405,6 +413,10 @@ def precision_accuracy(dev, row='hinge5gb-e2e-bp', seed=0):
 
 
 _SYNC_METHODS = ('item', 'tolist', '__bool__', '__float__', '__int__', '__index__', 'numpy', 'cpu')
+# Reads counted on the CPU (where every read is) that make no GPU wait: by the function that asks, why
+_CPU_ONLY_READS = {'_get_value': "Adam's step counters, CPU tensors on a GPU too",
+                   '_l1_path': "the hinge's count of active pairs, made on the CPU only (a GPU takes the chunked path)",
+                   'color_jitter': "the images per jitter, counted on the CPU only (a GPU jitters the whole batch)"}
 
 def host_syncs(dev, steps=40, log_every=10, batch=8):
     """Reads of tensor values on the host (each a device sync on a GPU) per training step, by call site, and the wall time
@@ -412,13 +424,13 @@ def host_syncs(dev, steps=40, log_every=10, batch=8):
     (`log_every=1`) and every `log_every` steps. On a CPU the reads cost nothing: the counts say where a GPU would wait."""
     import collections, tempfile, traceback
     from bioss_nb.train import Trainer, get_config
-    def trainer(le, d):
-        cfg = get_config('tiny', n_train=steps * batch, batch_size=batch, epochs=3, log_every=le, monitor_every=0,
+    def trainer(le, d, preset='tiny'):
+        cfg = get_config(preset, n_train=steps * batch, batch_size=batch, epochs=3, log_every=le, monitor_every=0,
                          progress=False, device=dev.type, out=d)
         return Trainer(cfg)
-    out = {}
-    with tempfile.TemporaryDirectory() as d:
-        tr = trainer(log_every, f'{d}/count')
+    def count(preset, d):
+        "Reads per step over `steps` steps of the second epoch, by call site."
+        tr = trainer(log_every, d, preset)
         tr.fit(stop_after=steps)                              # epoch 0: warm-up
         sites, orig = collections.Counter(), {m: getattr(torch.Tensor, m) for m in _SYNC_METHODS}
         def wrap(m):
@@ -435,8 +447,15 @@ def host_syncs(dev, steps=40, log_every=10, batch=8):
         try: tr.fit(stop_after=steps)                         # epoch 1, counted (its end and checkpoint included)
         finally:
             for m, f in orig.items(): setattr(torch.Tensor, m, f)
-        out['per_step'] = {k: round(v / steps, 3) for k, v in sorted(sites.items(), key=lambda kv: -kv[1])}
+        return {k: round(v / steps, 3) for k, v in sorted(sites.items(), key=lambda kv: -kv[1])}
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        out['per_step'] = count('tiny', f'{d}/count')                         # the affine views
+        out['per_step_stl10'] = count('stl10-tiny', f'{d}/count-stl10')       # the crops and the few-negatives hinge (STL10 path)
         out['steps'], out['log_every'] = steps, log_every
+        if dev.type == 'cpu':                                  # which of them a GPU would not wait for
+            out['cpu_only'] = {k: why for r in (out['per_step'], out['per_step_stl10']) for k in r
+                               for f, why in _CPU_ONLY_READS.items() if f'({f})' in k}
         for le in (1, log_every):
             tr = trainer(le, f'{d}/time{le}')
             tr.fit(stop_after=steps)

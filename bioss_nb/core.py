@@ -7,13 +7,15 @@ Docs: https://bioss-nb.github.io/bioss_nb/core.html.md"""
 # %% ../nbs/00_core.ipynb #eacbcb9f
 from __future__ import annotations
 import os, random
+from contextlib import contextmanager
+from contextvars import ContextVar
 import numpy as np
 import torch
 import matplotlib.pyplot as plt
 
 # %% auto #0
 __all__ = ['RULE_COLORS', 'get_device', 'feedback_generator', 'seed_everything', 'check_choice', 'add_entry',
-           'NonFiniteLossError', 'check_images', 'to_float', 'show_grid']
+           'NonFiniteLossError', 'deferred_checks', 'checks_deferred', 'check_images', 'to_float', 'show_grid']
 
 # %% ../nbs/00_core.ipynb #0dc4e5b1
 def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cpu', or None for the best available
@@ -82,6 +84,20 @@ def add_entry(registry:dict, # a registry: name -> object (RULES, LOSSES, ENCODE
 class NonFiniteLossError(RuntimeError):
     "The loss became NaN or infinite; raised before any optimiser step, so the weights (and the last checkpoint) stay good."
 
+# %% ../nbs/00_core.ipynb #c9148958
+_DEFERRED = ContextVar('bioss_nb_deferred_checks', default=False)
+
+@contextmanager
+def deferred_checks():
+    "Inside: the input checks that read tensor values (NaN, infinity) are skipped; the caller checks the result instead."
+    token = _DEFERRED.set(True)
+    try: yield
+    finally: _DEFERRED.reset(token)
+
+def checks_deferred() -> bool:
+    "Are the checks that read tensor values off (inside `deferred_checks`)?"
+    return _DEFERRED.get()
+
 # %% ../nbs/00_core.ipynb #af5ee2cb
 def check_images(x, # the tensor to check
                  name:str='x', # the argument's name, for the message
@@ -99,7 +115,7 @@ def check_images(x, # the tensor to check
         ok = (channels,) if isinstance(channels, int) else tuple(channels)
         if x.shape[1] not in ok:
             raise ValueError(f"{name} must have {' or '.join(map(str, ok))} channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-    if not torch.isfinite(x).all():
+    if not checks_deferred() and not torch.isfinite(x).all():   # reads the values: skipped under `deferred_checks`
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 

@@ -71,6 +71,10 @@ def _jitter_op(x, op:int, f):
     return _hue_shift(x, f)
 
 # %% ../nbs/02a_crops.ipynb #aa788f3a
+def _split_by_jitter(x:torch.Tensor) -> bool:
+    "Split a batch by jitter (the counts read on the host) on the CPU, where a read is free; not on a GPU, where the host would wait."
+    return x.device.type == 'cpu'
+
 def color_jitter(x:torch.Tensor, # RGB images (N, 3, H, W), floats in [0, 1]
                  strength:tuple=(0.8, 0.8, 0.8, 0.2), # brightness, contrast, saturation, hue (torchvision's arguments)
                  p:float=0.8, # probability that an image is jittered at all
@@ -85,9 +89,12 @@ def color_jitter(x:torch.Tensor, # RGB images (N, 3, H, W), floats in [0, 1]
     f = lo + (hi - lo) * u                                              # b, c, sigma ~ U(1-s, 1+s); eta ~ U(-h, h)
     order = _rand((n, 4), generator, x.device).argsort(1)               # a random order per image
     applied = _rand((n,), generator, x.device) < p
-    out = x.clone()
+    out, split = x.clone(), _split_by_jitter(x)
     for t in range(4):                                                  # round t: each image's t-th jitter
         key = torch.where(applied, order[:, t], 4)                      # 4: not jittered
+        if not split:                                                   # every jitter on every image, each keeps its own: no read
+            for op in range(4): out = torch.where((key == op).view(-1, 1, 1, 1), _jitter_op(out, op, f[:, op]), out)
+            continue
         idx = key.argsort(stable=True).split(torch.bincount(key, minlength=5).tolist())   # the images of each jitter
         for op in range(4):
             if len(idx[op]): out[idx[op]] = _jitter_op(out[idx[op]], op, f[idx[op], op])

@@ -592,6 +592,7 @@ def run_grid(preset:str, # a name in PRESETS
              **overrides) -> list:
     "Train and evaluate every row for every seed that no other process has taken (finished rows are read back); write table.md, table.png, results.json(l) from every finished row (and the claims' verdicts for grid='claims')."
     from tqdm.auto import tqdm
+    from bioss_nb.train import live_bars
     check_choice(launcher, 'launcher', LAUNCHERS)
     if launcher != 'here': _submitit_module(launcher)   # installed, and SLURM there: said before any work
     out = Path(out)
@@ -614,6 +615,7 @@ def run_grid(preset:str, # a name in PRESETS
     if skipped: log(f"  left out, not fitting preset {preset!r}: {', '.join(skipped)}")
     t0 = time.perf_counter()
     show = overrides.get('progress', True)
+    live = show and live_bars()                       # stderr is a file: no bar redrawn with '\r', the rows' result lines are the log
     _check_grid_folder(out)
     tasks = [(k, get_config(preset, **{**overrides, 'seed': s, 'out': str(out)})) for s in seeds for k in keys]
     todo = [(k, base) for k, base in tasks            # another configuration's rows: refused before any row runs or is overwritten
@@ -631,9 +633,9 @@ def run_grid(preset:str, # a name in PRESETS
         log(f"  {k:22s} seed {s}: FAILED ({type(e).__name__}: {msg})")
         return dict(key=k, seed=s, error=f"{type(e).__name__}: {msg}")
     mine = []                                         # what this process computed, failed or left to another
-    if todo and launcher != 'here': mine = _run_submitit(todo, out, preset, launcher, cluster or {}, log, failed, show)
+    if todo and launcher != 'here': mine = _run_submitit(todo, out, preset, launcher, cluster or {}, log, failed, live)
     elif todo:
-        bar = tqdm(total=len(todo), desc='grid', disable=not show, dynamic_ncols=True)
+        bar = tqdm(total=len(todo), desc='grid', disable=not live, dynamic_ncols=True)
         if devices or jobs > 1:
             mine = _run_parallel(todo, out, preset, devices or [None] * jobs, log, bar, failed)
         else:

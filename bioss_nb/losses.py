@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
-from .core import check_choice
+from .core import check_choice, checks_deferred
 
 # %% auto #0
 __all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'few_negatives_hinge', 'hinge_error', 'SimCLR', 'SSLLoss',
@@ -20,7 +20,7 @@ __all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'few_negatives_hing
 def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
                      z2:torch.Tensor, # view 2's embeddings (B, D)
                     ):
-    "Raise a `ValueError` naming the argument unless `z1`, `z2` are finite float tensors of the same shape (B, D)."
+    "Raise a `ValueError` naming the argument unless `z1`, `z2` are finite float tensors of the same shape (B, D) (finite: not checked under `deferred_checks`)."
     for name, z in (('z1', z1), ('z2', z2)):
         if not isinstance(z, torch.Tensor):
             raise ValueError(f"{name} must be a torch.Tensor of shape (B, D), got {type(z).__name__}")
@@ -31,6 +31,7 @@ def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
     if z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must have the same shape (B, D), got z1 {tuple(z1.shape)} and z2 {tuple(z2.shape)}")
     if z1.shape[1] == 0: raise ValueError(f"z1 and z2 have width D=0 (shape {tuple(z1.shape)}): an embedding needs at least one feature")
+    if checks_deferred(): return                                       # the caller checks the loss instead: no read of the values
     if torch.isfinite(z1.detach().sum() + z2.detach().sum()): return   # one sum each: finite unless some entry is NaN or infinite (or huge)
     for name, z in (('z1', z1), ('z2', z2)):
         if not torch.isfinite(z).all():
@@ -233,24 +234,32 @@ class PairwiseL1(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, G):
         z1, z2, d = ctx.saved_tensors
-        need1, need2 = ctx.needs_input_grad
-        (B1, D), B2 = z1.shape, len(z2)
-        g1 = torch.zeros_like(z1) if need1 else None
-        g2 = torch.zeros_like(z2) if need2 else None
-        nz = int(G.count_nonzero())
-        if nz * 256 <= B1 * B2:                                        # few active pairs: visit only those
-            i, j = G.nonzero(as_tuple=True); g = G[i, j]
-            c = max(1, 2**22 // D)
-            for s in range(0, nz, c):
-                ii, jj = i[s:s + c], j[s:s + c]
-                S = (z1[ii] - z2[jj]).sign_().mul_(g[s:s + c, None])   # G_ij sign(z1_i - z2_j), one row per pair
-                if need1: g1.index_add_(0, ii, S)
-                if need2: g2.index_add_(0, jj, S, alpha=-1)
-        elif not z1.is_cuda:                                            # CPU: cdist's own O(B^2)-memory backward
-            if need1: g1 = torch.ops.aten._cdist_backward(G.contiguous(), z1, z2, 1., d)
-            if need2: g2 = torch.ops.aten._cdist_backward(G.t().contiguous(), z2, z1, 1., d.t().contiguous())
-        else: _l1_grads_chunked(z1, z2, G, g1, g2)                     # dense on GPU (cdist's would be B x B x D)
-        return g1, g2
+        return _l1_grads(z1, z2, d, G, *ctx.needs_input_grad)
+
+def _l1_path(G:torch.Tensor) -> str:
+    "'sparse' when few pairs are active, else 'cdist', on the CPU (counting is free there); 'chunked' on a GPU (no read)."
+    if G.device.type != 'cpu': return 'chunked'                         # counting would make the host wait for the device
+    return 'sparse' if int(G.count_nonzero()) * 256 <= G.numel() else 'cdist'
+
+def _l1_grads(z1, z2, d, G, need1:bool=True, need2:bool=True, path:str|None=None) -> tuple:
+    "dL/dz1, dL/dz2 (None where not needed) of d = cdist(z1, z2, p=1) for dL/dd = G, by `path` (None: `_l1_path(G)`)."
+    path = path or _l1_path(G)
+    D = z1.shape[1]
+    g1 = torch.zeros_like(z1) if need1 else None
+    g2 = torch.zeros_like(z2) if need2 else None
+    if path == 'sparse':                                                # few active pairs: visit only those
+        i, j = G.nonzero(as_tuple=True); g = G[i, j]
+        c = max(1, 2**22 // D)
+        for s in range(0, len(i), c):
+            ii, jj = i[s:s + c], j[s:s + c]
+            S = (z1[ii] - z2[jj]).sign_().mul_(g[s:s + c, None])        # G_ij sign(z1_i - z2_j), one row per pair
+            if need1: g1.index_add_(0, ii, S)
+            if need2: g2.index_add_(0, jj, S, alpha=-1)
+    elif path == 'cdist':                                               # CPU: cdist's own O(B^2)-memory backward
+        if need1: g1 = torch.ops.aten._cdist_backward(G.contiguous(), z1, z2, 1., d)
+        if need2: g2 = torch.ops.aten._cdist_backward(G.t().contiguous(), z2, z1, 1., d.t().contiguous())
+    else: _l1_grads_chunked(z1, z2, G, g1, g2)                          # every pair, in chunks (cdist's would be B x B x D on a GPU)
+    return g1, g2
 
 def _l1_grads_chunked(z1, z2, G, g1, g2, budget:int=2**22):
     "Accumulate G-weighted sign sums into g1, g2 (either may be None), rows of z1 in chunks of ~`budget` numbers."

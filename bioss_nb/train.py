@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import get_device, seed_everything, check_choice, to_float, RULE_COLORS, NonFiniteLossError
+from .core import get_device, seed_everything, check_choice, to_float, RULE_COLORS, NonFiniteLossError, deferred_checks
 from .models import build_encoder, projection_head, head_for
 from .config import *
 from .config import _STL, _GRAY
@@ -353,10 +353,11 @@ def fit(self:Trainer, stop_after:int|None=None) -> Trainer:
                     if self._win_t0 is None: self._win_t0 = time.perf_counter()
                     xb = self._batch(self.pos['batch'])
                     try:
-                        if c.schedule == 'e2e': l = self.L - 1; v = self.step_e2e(xb)
-                        else:
-                            l = layer if c.schedule == 'gll' else int(torch.randint(self.L, (1,), generator=self.g_layer))
-                            v = self.step_layer(xb, l)
+                        with deferred_checks():                   # no read of the inputs' values: the losses are checked when read
+                            if c.schedule == 'e2e': l = self.L - 1; v = self.step_e2e(xb)
+                            else:
+                                l = layer if c.schedule == 'gll' else int(torch.randint(self.L, (1,), generator=self.g_layer))
+                                v = self.step_layer(xb, l)
                     except RuntimeError as e:                     # e.g. Adam's step overflows float32 at lr=1e38
                         if 'overflow' not in str(e): raise
                         self._check(float('inf'), what=f'the update overflowed ({e})')

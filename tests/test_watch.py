@@ -131,3 +131,16 @@ def test_bar_shows_loss_and_knn(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     last = err.replace('\r', '\n').strip().splitlines()[-1]
     assert 'rll/bp' in last and 'loss=' in last and 'knn0=' in last and 'knn1=' in last, last
+
+def test_grid_in_a_log_file_draws_no_bar(tmp_path, monkeypatch, capsys):
+    "A grid whose stderr is not a terminal draws no bar (no carriage returns): each row's result is its plain line; on a terminal the bar shows."
+    import bioss_nb.train as T
+    from bioss_nb.experiments import run_grid
+    kw = dict(rows=['random'], seeds=[0], n_train=400, batch_size=100, probe_epochs=2, n_probe=500, device='cpu', progress=True)
+    run_grid('tiny', out=tmp_path / 'file', **kw)
+    out, err = capsys.readouterr()
+    assert '\r' not in err and 'grid:' not in err, repr(err[:300])
+    assert any(l.strip().startswith('random') and 'seed 0: clean' in l for l in out.splitlines()), out
+    monkeypatch.setattr(T, 'live_bars', lambda: True)
+    run_grid('tiny', out=tmp_path / 'terminal', **kw)
+    assert 'grid:' in capsys.readouterr().err
