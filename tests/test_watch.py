@@ -144,3 +144,24 @@ def test_grid_in_a_log_file_draws_no_bar(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(T, 'live_bars', lambda: True)
     run_grid('tiny', out=tmp_path / 'terminal', **kw)
     assert 'grid:' in capsys.readouterr().err
+
+
+def test_tensorboard_holds_step_loss_lr_hparams_knn_and_probe(tmp_path):
+    "One run's TensorBoard: the step loss, lr and step time, the epoch loss, the kNN monitor, the final probe, and the HPARAMS tab."
+    pytest.importorskip('tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from bioss_nb.evaluate import evaluate_run
+    cfg = cfg_for(tmp_path / 'r', loggers='jsonl,csv,tensorboard', log_every=2, monitor_every=1)
+    train(cfg)
+    evaluate_run(tmp_path / 'r', probe_epochs=1, n_probe=300)
+    tags, plugins = set(), set()
+    for f in (tmp_path / 'r' / 'tb').rglob('events*'):
+        ea = EventAccumulator(str(f.parent)); ea.Reload()
+        tags |= set(ea.Tags()['scalars'])
+        from tensorboard.backend.event_processing import event_file_loader
+        for ev in event_file_loader.EventFileLoader(str(f)).Load():
+            for v in ev.summary.value: plugins.add(v.metadata.plugin_data.plugin_name)
+    assert {'loss/step', 'lr', 'time/step_s', 'loss/epoch', 'knn/clean', 'knn/perturbed', 'probe/clean', 'probe/perturbed'} <= tags, tags
+    assert 'hparams' in plugins, plugins
+    steps = [r for r in read_metrics(tmp_path / 'r', kind='step')]
+    assert [r['step'] for r in steps] == list(range(2, 17, 2)) and all(r['lr'] == cfg.lr for r in steps)
