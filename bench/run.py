@@ -109,16 +109,15 @@ def setup_hinge(dev, B, D=64, n_negs=None):
     return dict(baseline=run(lambda a, b: hinge_repeat(a, b, n_negs=n_negs)), ours=run(ours))
 
 
+def _gen(dev): return torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
+
+
 def setup_deform(dev, B=500):
     from bioss_nb.deform import deform
     g = torch.Generator().manual_seed(0)
     x = torch.rand(B, 3, 32, 32, generator=g).to(dev)
-    pipe = tv_pipeline()
-    gen = torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
+    pipe, gen = tv_pipeline(), _gen(dev)
     return dict(baseline=lambda: tv_deform(x, pipe), ours=lambda: deform(x, generator=gen))
-
-
-def _gen(dev): return torch.Generator(device=dev).manual_seed(0) if dev.type == 'cuda' else torch.Generator().manual_seed(0)
 
 
 def setup_kornia_deform(dev, B=500):

@@ -87,6 +87,12 @@ class Trainer:
             from bioss_nb.data import load_dataset, ssl_split
             data = load_dataset(cfg.data, ssl_split(cfg.data), subset=cfg.ssl_subset)[0]
         self.x = prepare_images(cfg, data[:cfg.n_train] if cfg.n_train else data).to(self.device)
+        if self.x.is_floating_point():               # float images checked once, here: a step defers the checks that read values
+            from bioss_nb.core import check_images
+            check_images(self.x, 'data')
+            if self.x.min() < -1e-6 or self.x.max() > 1 + 1e-6:
+                raise ValueError(f"data has values in [{self.x.min().item():.4g}, {self.x.max().item():.4g}]; training images must be "
+                                 "uint8 or floats in [0, 1] (uint8 images: convert with bioss_nb.core.to_float)")
         self.n_batches = len(self.x) // cfg.batch_size
         if self.n_batches < 1: raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(self.x)} training images")
         self.encoder, self.heads = build_networks(cfg)
@@ -149,16 +155,12 @@ def _batch(self:Trainer, b:int) -> torch.Tensor:
 @patch
 def views(self:Trainer, xb:torch.Tensor) -> tuple:
     "The two deformed views of a batch, drawn from `g_deform`."
-    from bioss_nb.deform import _deform, _check_deform
+    from bioss_nb.deform import two_views
     c = self.cfg
     if c.views == 'crops':
         from bioss_nb.crops import two_crops
         return two_crops(xb, generator=self.g_deform, size=c.crop_size, flip=c.flip)
-    if getattr(self, '_view_kw', None) is None:        # the first batch checks the images and the settings, as `two_views` does;
-        self._view_kw = _check_deform(xb, c.p, c.s, c.h, c.flip, c.affine_frac)   # later ones are the same kind of images
-    # `two_views` without its checks: reading a batch's values on the host would make a GPU wait at every step
-    if c.pairing == 'original': return xb, _deform(xb, self.g_deform, **self._view_kw)
-    return _deform(xb, self.g_deform, **self._view_kw), _deform(xb, self.g_deform, **self._view_kw)
+    return two_views(xb, generator=self.g_deform, pairing=c.pairing, p=c.p, s=c.s, h=c.h, flip=c.flip, affine_frac=c.affine_frac)
 
 # %% ../nbs/07_train.ipynb #9e4a14e5
 @patch

@@ -165,3 +165,16 @@ def test_tensorboard_holds_step_loss_lr_hparams_knn_and_probe(tmp_path):
     assert 'hparams' in plugins, plugins
     steps = [r for r in read_metrics(tmp_path / 'r', kind='step')]
     assert [r['step'] for r in steps] == list(range(2, 17, 2)) and all(r['lr'] == cfg.lr for r in steps)
+
+
+def test_value_checks_move_to_where_the_data_enters(tmp_path):
+    "A step reads no image values (`two_views` under `deferred_checks` lets out-of-range floats through); the Trainer checks float data once, at the start."
+    from bioss_nb.core import deferred_checks
+    from bioss_nb.deform import two_views
+    x = torch.rand(4, 1, 28, 28)
+    with pytest.raises(ValueError, match=r'images must be floats in \[0, 1\]'): two_views(255 * x)
+    with deferred_checks(): two_views(255 * x)                       # no read of the values, so no error here
+    with pytest.raises(ValueError, match=r'data has values in \[.*\]; training images must be uint8 or floats in \[0, 1\]'):
+        Trainer(cfg_for(tmp_path / 'r'), data=255 * torch.rand(400, 1, 28, 28))
+    with pytest.raises(ValueError, match='data contains NaN'):
+        Trainer(cfg_for(tmp_path / 'r'), data=torch.full((400, 1, 28, 28), float('nan')))
