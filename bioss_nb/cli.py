@@ -18,7 +18,8 @@ from .experiments import _PAPER, _RANDOM_KEYS, _NOT_SETTINGS
 
 
 # %% auto #0
-__all__ = ['UsageError', 'build_parser', 'parse_args', 'cmd_train', 'cmd_eval', 'cmd_download', 'cmd_table', 'cmd_demo', 'main']
+__all__ = ['UsageError', 'build_parser', 'parse_args', 'cmd_train', 'cmd_eval', 'DownloadFailed', 'cmd_download', 'cmd_table',
+           'cmd_demo', 'main']
 
 # %% ../nbs/12_cli.ipynb #4c356f6e
 class UsageError(ValueError):
@@ -271,6 +272,9 @@ def _download_reason(e:BaseException) -> str:
     why = list(dict.fromkeys(re.sub(r'\[Errno -?\d+\]\s*', '', w) for w in re.findall(r'<urlopen error (.*?)>', str(e))))
     return '; '.join(why) if why else (' '.join(str(e).split()) or type(e).__name__)
 
+class DownloadFailed(RuntimeError):
+    "A data set that could not be downloaded: `main` prints its message as the one line (`--debug`: with the traceback)."
+
 def cmd_download(a:dict) -> Path|None:
     from bioss_nb.data import load_dataset, data_root, _FILES
     name, root = a['name'], data_root(a.get('root'))
@@ -280,10 +284,9 @@ def cmd_download(a:dict) -> Path|None:
     try: n = [len(load_dataset(name, split, root=root, download=True)[0]) for split in ('train', 'test')]
     except RuntimeError as e:      # one line (exit status 1): what failed, why, and what to do instead
         files = _FILES.get(name, 'stl10_binary/ (stl10_binary.tar.gz unpacked)')
-        print(f"bioss-nb download: error: could not download {name} into {root} ({_download_reason(e.__cause__ or e)}); check "
-              f"the network connection (or https_proxy), or copy {files} into {root} from a machine that has one "
-              f"(another folder: --root DIR or $BIOSS_DATA)", file=sys.stderr)
-        raise SystemExit(1) from e
+        raise DownloadFailed(f"could not download {name} into {root} ({_download_reason(e.__cause__ or e)}); check "
+                             f"the network connection (or https_proxy), or copy {files} into {root} from a machine that has one "
+                             f"(another folder: --root DIR or $BIOSS_DATA)") from e
     print(f"{name}: {n[0]} training and {n[1]} test images in {root / _DL_FOLDER[name]}")
     return root / _DL_FOLDER[name]
 
@@ -437,6 +440,9 @@ def main(argv:list|None=None) -> int:
         say(f"stopped: {e}"); return 130
     except KeyboardInterrupt:
         say("stopped (Ctrl-C)"); return 130
+    except DownloadFailed as e:
+        if debug: raise
+        say(f"error: {e}"); return 1
     except Exception as e:
         if debug: raise
         first = str(e).splitlines()[0] if str(e).strip() else type(e).__name__

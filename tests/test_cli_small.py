@@ -73,3 +73,11 @@ def test_table_png_title_fits_with_few_rows(tmp_path, n):
     box, title = fig.bbox, fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
     plt.close(fig)
     assert box.x0 <= title.x0 and title.x1 <= box.x1 and title.y1 <= box.y1, (title, box)
+
+
+def test_download_failure_with_debug_raises_with_its_cause(tmp_path, monkeypatch):
+    from bioss_nb.cli import DownloadFailed
+    _offline(monkeypatch)
+    with pytest.raises(DownloadFailed, match='could not download mnist') as info:
+        main(['download', 'mnist', '--root', str(tmp_path), '--debug'])
+    assert isinstance(info.value.__cause__, RuntimeError)      # the loader's error, and below it the network's, stay attached
