@@ -20,8 +20,8 @@ __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_RO
            'TINY_NET', 'CONV6_NET', 'EPOCH_TIMES', 'SSL_IMAGES', 'LAUNCHERS', 'CLUSTER', 'DEMO', 'DEMO_MARGIN', 'Row',
            'grid_rows', 'claim_verdicts', 'claim_summary', 'claims_table', 'plot_claims', 'write_claims',
            'stored_claims', 'custom_row', 'row_config', 'RowTaken', 'run_row', 'make_table', 'summarise', 'plot_table',
-           'plot_pairs', 'row_seconds', 'grid_estimate', 'run_grid', 'JobFailed', 'demo_verdict', 'layerwise_probes',
-           'effective_dims']
+           'plot_pairs', 'row_seconds', 'grid_tasks', 'grid_estimate', 'run_grid', 'JobFailed', 'demo_verdict',
+           'layerwise_probes', 'effective_dims', 'untrained_above']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -542,6 +542,22 @@ def row_seconds(key:str, # a row key
 
 def _hours(s:float) -> str: return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
 
+def grid_tasks(preset:str, # a name in PRESETS
+               seeds:list, # one run per row and seed
+               grid:str='default', # a name in GRID_NAMES
+               rows:list|None=None, # row keys to run instead of the grid's: each must fit the preset
+               **overrides) -> tuple:
+    "The runs of a grid, in the order they run: ([(row key, base config)] seed by seed, {row key: why} for the grid's rows that do not fit the preset)."
+    if not seeds: raise ValueError("seeds=[] : give at least one seed")
+    keys, skipped = list(rows) if rows else [r.key for r in grid_rows(grid, preset)], {}
+    for k in keys:                                    # every row's settings checked before anything runs
+        try: row_config(ROWS[k], get_config(preset, **{**overrides, 'seed': seeds[0]}), preset)
+        except ValueError as e:
+            if rows: raise                            # a row asked for by name must fit
+            skipped[k] = str(e).splitlines()[0]      # a named grid runs the rows that fit the preset
+    keys = [k for k in keys if k not in skipped]
+    return [(k, get_config(preset, **{**overrides, 'seed': s})) for s in seeds for k in keys], skipped
+
 def grid_estimate(preset:str, # the grid's preset
                   tasks:list, # (row key, base config) of the runs still to do
                   workers:int=1, # runs at once (worker processes, devices or jobs)
@@ -598,21 +614,14 @@ def run_grid(preset:str, # a name in PRESETS
         if k not in ROWS and custom_row(k) is not None: ROWS[k] = custom_row(k)
         if k not in ROWS: raise ValueError(f"row={k!r} is not a row; the rows are: {', '.join(ROWS)}, or "
                                            "'{loss}-{schedule}-{rule}' for a registered rule (--import yours)")
-    if not seeds: raise ValueError("seeds=[] : give at least one seed")
-    skipped = {}                                      # every row's settings checked before anything runs
-    for k in keys:
-        try: row_config(ROWS[k], get_config(preset, **{**overrides, 'seed': seeds[0], 'out': str(out)}), preset)
-        except ValueError as e:
-            if rows: raise                            # a row asked for by name must fit
-            skipped[k] = str(e).splitlines()[0]      # a named grid runs the rows that fit the preset
-    keys = [k for k in keys if k not in skipped]
-    if not keys: raise ValueError(f"grid={grid!r} has no row that fits preset={preset!r} ({next(iter(skipped.values()))})")
+    tasks, skipped = grid_tasks(preset, seeds, grid, keys if rows else None, **{**overrides, 'out': str(out)})
+    if not tasks: raise ValueError(f"grid={grid!r} has no row that fits preset={preset!r} ({next(iter(skipped.values()))})")
     if skipped: log(f"  left out, not fitting preset {preset!r}: {', '.join(skipped)}")
+    keys = [k for k in keys if k not in skipped]
     t0 = time.perf_counter()
     show = overrides.get('progress', True)
     live = show and live_bars()                       # stderr is a file: no bar redrawn with '\r', the rows' result lines are the log
     _check_grid_folder(out)
-    tasks = [(k, get_config(preset, **{**overrides, 'seed': s, 'out': str(out)})) for s in seeds for k in keys]
     todo = [(k, base) for k, base in tasks            # another configuration's rows: refused before any row runs or is overwritten
             if _row_done(k, row_config(ROWS[k], base, preset), out / k / f'seed{base.seed}') is None]
     kind = ('cuda' if (cluster or {}).get('gpus_per_job', 0) else 'cpu') if launcher != 'here' else \
@@ -888,3 +897,17 @@ def effective_dims(encoder:torch.nn.Module, # an Encoder
         ev = torch.linalg.eigvalsh(f @ f.T).clamp_min(0)        # the Gram matrix shares the covariance's non-zero eigenvalues
         out.append((ev.sum() ** 2 / (ev ** 2).sum()).item() if ev.sum() > 0 else 0.)
     return out
+
+# %% ../nbs/09_experiments.ipynb #b7c1d2e3
+def untrained_above(encoder:torch.nn.Module, # a trained Encoder
+                    cfg:Config, # its config: `random_encoder(cfg)` gives the untrained blocks
+                    k:int, # blocks 0..k-1 come from `encoder`; k = 0 is the random encoder, k = len(encoder) the trained one
+                   ) -> torch.nn.Module:
+    "A copy of `random_encoder(cfg)` whose first k blocks carry `encoder`'s weights: what the trained blocks give to untrained ones on top."
+    if not 0 <= k <= len(encoder): raise ValueError(f"k={k!r}: give a number of blocks from 0 to {len(encoder)}")
+    out = random_encoder(cfg)
+    for b, b0 in zip(encoder.layers[:k], out.layers[:k]):
+        sd, sd0 = b.state_dict(), b0.state_dict()                # a rule's own buffers (RF's feedback matrices) are not copied
+        if not set(sd0) <= set(sd): raise ValueError(f"encoder's blocks lack {sorted(set(sd0) - set(sd))}: not an encoder of cfg.encoder={cfg.encoder!r}")
+        b0.load_state_dict({n: sd[n] for n in sd0})
+    return out.to(next(encoder.parameters()).device).eval()
