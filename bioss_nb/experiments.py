@@ -195,7 +195,8 @@ def claim_verdicts(results:list, # run_row outputs (failed rows are left out)
     "For each of the paper's claims: its verdict on these runs ('holds', 'does not hold', 'within noise', 'not run') and the quantities behind it."
     check_choice(hinge, 'hinge', ('hinge', 'hinge5gb'))
     A, out, H = _acc(results, metric), [], hinge
-    ssl = list(dict.fromkeys([f'{H}-{s}-{r}' for s, r, *_ in _PAPER] + _SSL_KEYS[9:]))   # + 5-negatives E2E and SimCLR rows
+    ssl = list(dict.fromkeys([f'{H}-{s}-{r}' for s, r, *_ in _PAPER] + _SSL_KEYS[9:]   # + 5-negatives E2E and SimCLR rows,
+                             + [k for k in _SSL_KEYS if k in A]))                    # and the other hinge's rows that ran
     P = lambda a, b: _P[a] - _P[b]
     for cid, text in CLAIMS:
         if cid == 1:
@@ -436,6 +437,7 @@ def make_table(results:list, # run_row outputs (and failures: dicts with 'key', 
         if pend: note += f" ({len(pend)} seed{'s' * (len(pend) > 1)} not finished)"
         boom = sum(bool(x.get('exploded')) for x in rs)
         if boom: note += f" (loss exploded in {boom} seed{'s' * (boom > 1)})"
+        if len(rs) < n and not fails and not pend: note += f" ({len(rs)} of the {n} seeds)"
         lines.append(f"{head} {_ms([x['clean'] for x in rs])}{note} | {_ms([x['perturbed'] for x in rs])} | {paper} | {row.source} |")
     return '\n'.join(lines) + ("\n\nOne seed: no spread shown.\n" if n == 1 else f"\n\nMean ± standard deviation over {n} seeds.\n")
 
