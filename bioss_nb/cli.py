@@ -102,6 +102,7 @@ _EVAL_OPTS = dict(   # `eval`'s probe settings: each overrides the run's own Con
     n_probe=(int, 'train the probe on the first N labelled images'),
     sup_epochs=(int, 'epochs of the supervised baseline (BP on the labels), for its rows'),
     probe_lr=(float, "the linear probe's Adam learning rate"),
+    probe_norm=(str, "the probe's input: none (raw features), scale (divided by their std) or feature (each standardised)"),
     perturb_rot=(float, 'perturbed test set: rotation ~ U(-rot, rot) degrees'),
     perturb_shift=(float, 'perturbed test set: shift ~ U(-shift, shift) of the image size, per axis'),
     perturb_scale=(float, 'perturbed test set: zoom = exp(U(-scale, scale))'),

@@ -79,6 +79,8 @@ class Config:
     probe_batch:int=500             # its mini-batch size
     probe_crops:Literal['center','random']='center' # STL10-sized probe images: train the probe on central crops, or on random crops
                                     # with flips, as the authors' STL10 probe does (tests read central crops either way)
+    probe_norm:Literal['none','scale','feature']='none' # the probe's input: 'none', the raw features (the authors' probe);
+                                    # 'scale', divided by one number, the training features' std; 'feature', each standardised
     perturb_rot:float=30.           # perturbed test set: rotation ~ U(-rot, rot) degrees
     perturb_shift:float=0.1         # ... shift ~ U(-shift, shift) of the image size
     perturb_scale:float=0.2         # ... zoom = exp(U(-scale, scale))
@@ -237,6 +239,9 @@ def _check_views(c):
     if c.probe_crops == 'random' and (c.probe_data or c.data) not in _STL:
         raise ValueError(f"probe_crops='random' trains the probe on random crops of STL10-sized images, but probe_data="
                          f"{c.probe_data or c.data!r} holds whole images: use probe_crops='center'")
+    if c.probe_crops == 'random' and c.probe_norm != 'none':
+        raise ValueError(f"probe_norm={c.probe_norm!r} needs the training features once, but probe_crops='random' draws new ones "
+                         "every epoch: use probe_norm='none' or probe_crops='center'")
     if c.views == 'crops' and c.data in _GRAY:
         raise ValueError(f"views='crops' makes colour crops, but data={c.data!r} holds gray digits: use views='affine'")
     if c.data in _STL and c.views != 'crops':

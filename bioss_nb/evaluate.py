@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import get_device, seed_everything, to_float, show_grid, RULE_COLORS
+from .core import get_device, check_choice, seed_everything, to_float, show_grid, RULE_COLORS
 from .models import build_encoder
 from .train import Config, get_config, load_encoder, train, _atomic_write, live_bars
 
@@ -46,8 +46,11 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
                  epochs:int=200, lr:float=1e-3, batch_size:int=500,
                  seed:int=0, # seeds the classifier's init and the batch order
                  n_classes:int|None=None,
-                 progress:bool=False) -> dict: # a progress bar over the epochs
-    "Train a linear classifier on frozen features; return {'train': acc, name: acc for each test, 'model': the classifier}."
+                 progress:bool=False, # a progress bar over the epochs
+                 norm:str='none', # the classifier's input: 'none', the features; 'scale', divided by the training features' std
+                                  # (one number); 'feature', each feature standardised by its training mean and std
+                ) -> dict:
+    "Train a linear classifier on frozen features; return {'train': acc, name: acc for each test, 'model': the classifier, on the raw features}."
     for name, (f, y) in {'train': (f_train, y_train), **tests}.items():
         if len(f) != len(y):
             raise ValueError(f"{name}: features and labels differ in length, {len(f)} feature rows but {len(y)} labels")
@@ -57,6 +60,9 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
     for n, v in (('epochs', epochs), ('batch_size', batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{n}={v!r} must be a positive integer")
     if not 0 < lr < float('inf'): raise ValueError(f"lr={lr!r} must be a finite number > 0")
+    check_choice(norm, 'norm', ('none', 'scale', 'feature'))
+    mu, sd = _probe_norm(f_train, norm)      # the classifier reads (f - mu) / sd, batch by batch: no copy of the features
+    tf = (lambda f: f) if mu is None else (lambda f: (f - mu) / sd)
     dev = f_train.device
     y_train = y_train.to(dev)
     n_classes = n_classes or int(max([y_train.max()] + [y.max() for _, y in tests.values()])) + 1
@@ -69,13 +75,22 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
         perm = torch.randperm(n, generator=g).to(dev)
         for i in range(0, n - bs + 1, bs):      # drop the last partial batch, as the SSL loader does
             idx = perm[i:i + bs]
-            loss = F.cross_entropy(clf(f_train[idx]), y_train[idx])
+            loss = F.cross_entropy(clf(tf(f_train[idx])), y_train[idx])
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    acc = lambda f, y: (clf(f).argmax(1) == y.to(dev)).float().mean().item()
+    acc = lambda f, y: (clf(tf(f)).argmax(1) == y.to(dev)).float().mean().item()
     with torch.no_grad():
         res = dict(train=acc(f_train, y_train), **{k: acc(f, y) for k, (f, y) in tests.items()})
+        if mu is not None:                   # fold the normalisation into the classifier: W (f - mu) / sd + b
+            w = clf.weight / sd; clf.bias -= w @ mu; clf.weight.copy_(w)
     res['model'] = clf
     return res
+
+def _probe_norm(f:torch.Tensor, norm:str) -> tuple:
+    "(mu, sd) with which the probe reads (f - mu) / sd; (None, None) for norm='none'. A constant feature keeps sd = 1."
+    if norm == 'none': return None, None
+    if norm == 'scale':
+        s = f.std(); return f.new_zeros(f.shape[1]), torch.where(s > 0, s, torch.ones_like(s))
+    s = f.std(0); return f.mean(0), torch.where(s > 0, s, torch.ones_like(s))
 
 # %% ../nbs/08_eval.ipynb #cc211296
 @functools.lru_cache(maxsize=4)
@@ -102,7 +117,7 @@ def probe_data(cfg:Config) -> dict:
 
 # %% ../nbs/08_eval.ipynb #5f9bccca
 def probe(encoder:nn.Module, # the (frozen) encoder to score
-          cfg:Config, # probe_data, probe_epochs, probe_lr, probe_batch, seed, perturb_seed
+          cfg:Config, # probe_data, probe_epochs, probe_lr, probe_batch, probe_norm, seed, perturb_seed
           layers:list|None=None, # blocks to probe; None: the last (the encoder output)
           device=None) -> dict:
     "{block: {'clean': acc, 'perturbed': acc, 'train': acc, 'dim': D}} for each probed block."
@@ -116,7 +131,7 @@ def probe(encoder:nn.Module, # the (frozen) encoder to score
     for k, l in enumerate(layers):
         r = linear_probe(ftr[k], d['y_train'], dict(clean=(fte[k], d['y_test']), perturbed=(fpe[k], d['y_test'])),
                          epochs=cfg.probe_epochs, lr=cfg.probe_lr, batch_size=cfg.probe_batch, seed=cfg.seed,
-                         progress=cfg.progress)
+                         progress=cfg.progress, norm=cfg.probe_norm)
         out[l] = dict(clean=r['clean'], perturbed=r['perturbed'], train=r['train'], dim=ftr[k].shape[1])
     return out
 

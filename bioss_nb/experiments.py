@@ -214,13 +214,14 @@ def claim_verdicts(results:list, # run_row outputs (failed rows are left out)
             parts = [_close(q['d']) for q in qs]
         elif cid == 5:
             qs, parts = [], []
-            e2e = _diffs(A, f'{H}-e2e-bp', f'{H}-e2e-rf')
             for s in ('gll', 'rll'):
-                ll = _diffs(A, f'{H}-{s}-bp', f'{H}-{s}-rf')
+                ks = [f'{H}-e2e-bp', f'{H}-e2e-rf', f'{H}-{s}-bp', f'{H}-{s}-rf']
+                both = sorted(set.intersection(*(set(A.get(k, {})) for k in ks)))   # the seeds all four rows have, paired
+                e2e, ll = [A[ks[0]][i] - A[ks[1]][i] for i in both], [A[ks[2]][i] - A[ks[3]][i] for i in both]
                 qs.append(_q(f'{H}: BP-RF gap, E2E minus {s.upper()}', [a - b for a, b in zip(e2e, ll)],
                              P(f'{H}-e2e-bp', f'{H}-e2e-rf') - P(f'{H}-{s}-bp', f'{H}-{s}-rf')))
                 # "much of the gap": the layer-wise gap is at most two thirds of the E2E gap, in every seed
-                parts.append('not run' if not ll else _above([a - 1.5 * b for a, b in zip(e2e, ll)]) if _above(e2e) == 'holds'
+                parts.append('not run' if not (ll and e2e) else _above([a - 1.5 * b for a, b in zip(e2e, ll)]) if _above(e2e) == 'holds'
                           else 'within noise')
         elif cid == 6:
             qs = [_q('all negatives: DTP - BP', _diffs(A, 'hinge-e2e-dtp', 'hinge-e2e-bp'), P('hinge-e2e-dtp', 'hinge-e2e-bp')),

@@ -490,7 +490,7 @@ def _monitor(self:Trainer, layer, rec:dict):
 
 
 # %% ../nbs/07_train.ipynb #e944412c
-_RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch', 'probe_crops',
+_RESUMABLE_CHANGES = {'epochs', 'll_epochs', 'device', 'out', 'ckpt_every', 'progress', 'probe_epochs', 'probe_lr', 'probe_batch', 'probe_crops', 'probe_norm',
                       'perturb_seed', 'perturb_rot', 'perturb_shift', 'perturb_scale', 'sup_epochs', 'sup_lr', 'sup_batch', 'probe_data',
                       'n_probe', 'loggers', 'explode', 'compile', 'imports', 'log_every', 'monitor_every', 'monitor_n'}
 
