@@ -62,7 +62,7 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
     if not 0 < lr < float('inf'): raise ValueError(f"lr={lr!r} must be a finite number > 0")
     check_choice(norm, 'norm', ('none', 'scale', 'feature'))
     mu, sd = _probe_norm(f_train, norm)      # the classifier reads (f - mu) / sd, batch by batch: no copy of the features
-    tf = (lambda f: f) if mu is None else (lambda f: (f - mu) / sd)
+    tf = (lambda f: f) if sd is None else (lambda f: f / sd) if mu is None else (lambda f: (f - mu) / sd)
     dev = f_train.device
     y_train = y_train.to(dev)
     n_classes = n_classes or int(max([y_train.max()] + [y.max() for _, y in tests.values()])) + 1
@@ -80,16 +80,18 @@ def linear_probe(f_train:torch.Tensor, # (N, D) training features
     acc = lambda f, y: (clf(tf(f)).argmax(1) == y.to(dev)).float().mean().item()
     with torch.no_grad():
         res = dict(train=acc(f_train, y_train), **{k: acc(f, y) for k, (f, y) in tests.items()})
-        if mu is not None:                   # fold the normalisation into the classifier: W (f - mu) / sd + b
-            w = clf.weight / sd; clf.bias -= w @ mu; clf.weight.copy_(w)
+        if sd is not None:                   # fold the normalisation into the classifier: W (f - mu) / sd + b
+            w = clf.weight / sd
+            if mu is not None: clf.bias -= w @ mu
+            clf.weight.copy_(w)
     res['model'] = clf
     return res
 
 def _probe_norm(f:torch.Tensor, norm:str) -> tuple:
-    "(mu, sd) with which the probe reads (f - mu) / sd; (None, None) for norm='none'. A constant feature keeps sd = 1."
+    "(mu, sd) with which the probe reads (f - mu) / sd: (None, None) for 'none', (None, one number) for 'scale'. A constant feature keeps sd = 1."
     if norm == 'none': return None, None
     if norm == 'scale':
-        s = f.std(); return f.new_zeros(f.shape[1]), torch.where(s > 0, s, torch.ones_like(s))
+        s = f.std(); return None, torch.where(s > 0, s, torch.ones_like(s))
     s = f.std(0); return f.mean(0), torch.where(s > 0, s, torch.ones_like(s))
 
 # %% ../nbs/08_eval.ipynb #cc211296
