@@ -1,5 +1,5 @@
 "tools/authors_gll.py, which runs the authors' code on the digits protocol: its GLL loop and probe wiring (on a stand-in for their code) and its one-line errors."
-import json, subprocess, sys, textwrap
+import json, os, subprocess, sys, textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,6 @@ FAKE = {
 
 
 def run_tool(*args, env_extra=None, cwd=ROOT):
-    import os
     env = {**os.environ, 'OMP_NUM_THREADS': '1', **(env_extra or {})}
     return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
 

@@ -6,7 +6,7 @@ Their code (https://github.com/C16Mftang/biological-SSL) is imported from a loca
     git clone https://github.com/C16Mftang/biological-SSL ../biological-SSL
     .venv/bin/python tools/authors_gll.py --code ../biological-SSL --seed 0 --threads 1 --out runs/authors_gll/seed0.json
 
-About 30 minutes a seed on one CPU thread.
+Seed 0 took 49 minutes on one thread of a 2-core CPU that ran two other jobs.
 
 What runs, and whose it is:
 - theirs: `setup_net(pars)` (models.py) builds CONV6, its five 64-unit heads and the (unused) classifiers; `train_model` (utils.py)
