@@ -420,8 +420,11 @@ def test_grid_workers_end_with_their_parent(tmp_path):
     left = [k for k in kids if _alive(k)]
     for k in left: os.kill(k, signal.SIGKILL)
     assert not left, f"workers {left} outlived their parent"
-    for d in [tmp_path, *tmp_path.glob('*/seed0')]:
-        with RunLock(d): pass                            # no stale lock: a rerun can take every folder
+    for d in [tmp_path, *tmp_path.glob('*/seed0')]:      # no stale lock: a rerun can take every folder, once the kernel has
+        lock, t0 = RunLock(d), time.time()               # closed the dead workers' files (as for the workers, up to 20 s)
+        while not lock.try_acquire() and time.time() - t0 < 20: time.sleep(0.2)
+        assert lock.f is not None, f"{d} is still locked by {lock.holder} after its workers ended"
+        lock.release()
 
 
 # ---------------------------------------------------------------- accepted nonsense, refused before any work
