@@ -21,7 +21,7 @@ __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_RO
            'grid_rows', 'claim_verdicts', 'claim_summary', 'claims_table', 'plot_claims', 'write_claims',
            'stored_claims', 'custom_row', 'row_config', 'RowTaken', 'run_row', 'make_table', 'summarise', 'plot_table',
            'plot_pairs', 'row_seconds', 'grid_tasks', 'grid_estimate', 'run_grid', 'JobFailed', 'demo_verdict',
-           'layerwise_probes', 'effective_dims', 'untrained_above']
+           'layerwise_probes', 'effective_dims', 'untrained_above', 'hinge_parts', 'gll_stages']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -914,3 +914,62 @@ def untrained_above(encoder:torch.nn.Module, # a trained Encoder
         if not set(sd0) <= set(sd): raise ValueError(f"encoder's blocks lack {sorted(set(sd0) - set(sd))}: not an encoder of cfg.encoder={cfg.encoder!r}")
         b0.load_state_dict({n: sd[n] for n in sd0})
     return out.to(next(encoder.parameters()).device).eval()
+
+# %% ../nbs/09_experiments.ipynb #e5f1a0b2
+def hinge_parts(z1:torch.Tensor, # view 1's embeddings (B, D)
+                z2:torch.Tensor, # view 2's embeddings (B, D)
+                tau:float=2., delta:float=1., # the hinge's threshold and margin
+                n_negs:int|None=None, grad_block:bool=False, # as in `ContrastiveHinge`
+               ) -> dict:
+    "`ContrastiveHinge` in its two parts, written out pair by pair, with the share of each part's terms that are active and their mean distance."
+    import torch.nn.functional as F
+    if grad_block: z1 = z1.detach()
+    B = len(z1)
+    d = (z1[:, None, :] - z2[None, :, :]).abs().sum(-1)                     # d_ij = ||z1_i - z2_j||_1
+    off = torch.arange(B, device=d.device)[None, :] - torch.arange(B, device=d.device)[:, None]   # j - i
+    negs = off != 0 if n_negs is None else (off > 0) & (off < n_negs)       # all negatives, or offsets 1..F-1
+    dp, dn = d.diagonal(), d[negs]
+    pos, neg = F.relu(dp - (tau - delta)), F.relu(tau + delta - dn)         # positives pulled below tau - delta, negatives pushed above tau + delta
+    return dict(positives=pos.sum(), negatives=neg.sum() / (1 if n_negs is None else n_negs),
+                active_pos=(pos > 0).float().mean().item(), active_neg=(neg > 0).float().mean().item(),
+                dist_pos=dp.mean().item(), dist_neg=dn.mean().item())
+
+# %% ../nbs/09_experiments.ipynb #e5f1a0b4
+def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
+               batches:int=2, # training batches (of the run's batch size) to read
+               seed:int=0, # picks the batches and their views
+              ) -> dict:
+    "Each block's output, and its hinge in a hinge run, at the start and the end of its GLL stage: the block's initial and final weights on the trained blocks under it. Batch means."
+    import copy, tempfile
+    from bioss_nb.deform import two_views
+    from bioss_nb.train import Trainer
+    from bioss_nb.runs import load_checkpoint
+    run_dir = Path(run_dir); cfg = read_config(run_dir)
+    if (cfg.schedule, cfg.rule) != ('gll', 'bp') or cfg.loss not in ('hinge', 'simclr'):
+        raise ValueError(f"run_dir={str(run_dir)!r} holds a {cfg.schedule} {cfg.rule} {cfg.loss} run; gll_stages reads GLL BP runs of the hinge or SimCLR")
+    with tempfile.TemporaryDirectory() as tmp:                 # the run's initial networks and training images; nothing written to run_dir
+        tr = Trainer(cfg.replace(out=tmp, device='cpu', progress=False))
+    enc1, heads1 = copy.deepcopy(tr.encoder), copy.deepcopy(tr.heads)
+    sd = load_checkpoint(run_dir / 'checkpoint.pt'); enc1.load_state_dict(sd['encoder']); heads1.load_state_dict(sd['heads'])
+    nets = dict(start=(tr.encoder.eval(), tr.heads), end=(enc1.eval(), heads1))
+    B, gen = cfg.batch_size, torch.Generator().manual_seed(seed)
+    if isinstance(batches, bool) or not isinstance(batches, int) or not 1 <= batches <= len(tr.x) // B:
+        raise ValueError(f"batches={batches!r}: give a whole number from 1 to {len(tr.x) // B}, the run's batches of {B} images")
+    idx = torch.randperm(len(tr.x), generator=gen)[:batches * B]
+    out = {m: {str(l): [] for l in range(len(enc1))} for m in nets}
+    with torch.no_grad():
+        for b in range(batches):
+            xb = to_float(tr.x[idx[b * B:(b + 1) * B]])
+            v = torch.cat(two_views(xb, generator=gen, pairing=cfg.pairing, p=cfg.p, s=cfg.s, h=cfg.h, flip=cfg.flip, affine_frac=cfg.affine_frac))
+            below = [v] + enc1.features(v)[:-1]                  # block l's input in its stage: the trained blocks under it
+            for m, (enc, heads) in nets.items():
+                for l in range(len(enc)):
+                    h = enc.layers[l](below[l])
+                    f = h[B:].flatten(1).double(); f = f - f.mean(0)
+                    ev = torch.linalg.eigvalsh(f @ f.T / len(f)).clamp_min(0)   # the covariance's non-zero eigenvalues, from the Gram matrix
+                    r = dict(size=h.std().item(), var=ev.sum().item(), top=ev.max().item(), dims=(ev.sum() ** 2 / (ev ** 2).sum()).item())
+                    if cfg.loss == 'hinge':
+                        z1, z2 = heads[l](h).chunk(2)
+                        r.update({k: v for k, v in hinge_parts(z1, z2, cfg.tau, cfg.delta, cfg.n_negs, cfg.grad_block).items() if k.startswith(('active', 'dist'))})
+                    out[m][str(l)].append(r)
+    return {m: {l: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]} for l, rs in per.items()} for m, per in out.items()}
