@@ -21,7 +21,7 @@ __all__ = ['HINGE_ROWS', 'HINGE5GB_ROWS', 'SIMCLR_ROWS', 'HEAD_ROWS', 'BEYOND_RO
            'grid_rows', 'claim_verdicts', 'claim_summary', 'claims_table', 'plot_claims', 'write_claims',
            'stored_claims', 'custom_row', 'row_config', 'RowTaken', 'run_row', 'make_table', 'summarise', 'plot_table',
            'plot_pairs', 'row_seconds', 'grid_tasks', 'grid_estimate', 'run_grid', 'JobFailed', 'demo_verdict',
-           'layerwise_probes', 'effective_dims', 'untrained_above', 'hinge_parts', 'gll_stages']
+           'layerwise_probes', 'effective_dims', 'participation_ratio', 'untrained_above', 'hinge_parts', 'gll_stages']
 
 # %% ../nbs/09_experiments.ipynb #cb98da41
 @dataclass(frozen=True)
@@ -897,9 +897,16 @@ def effective_dims(encoder:torch.nn.Module, # an Encoder
     out = []
     for h in hs:
         f = h.flatten(1).double(); f = f - f.mean(0)
-        ev = torch.linalg.eigvalsh(f @ f.T).clamp_min(0)        # the Gram matrix shares the covariance's non-zero eigenvalues
-        out.append((ev.sum() ** 2 / (ev ** 2).sum()).item() if ev.sum() > 0 else 0.)
+        out.append(participation_ratio(_cov_eigvals(f)))
     return out
+
+def _cov_eigvals(f:torch.Tensor) -> torch.Tensor:
+    "The non-zero eigenvalues of the covariance of centred features f (N, D), from the N x N Gram matrix, which shares them."
+    return torch.linalg.eigvalsh(f @ f.T / len(f)).clamp_min(0)
+
+def participation_ratio(ev:torch.Tensor) -> float:
+    "(sum of the eigenvalues)^2 / (sum of their squares): how many directions the variance spreads over (0 for no variance)."
+    return (ev.sum() ** 2 / (ev ** 2).sum()).item() if ev.sum() > 0 else 0.
 
 # %% ../nbs/09_experiments.ipynb #b7c1d2e3
 def untrained_above(encoder:torch.nn.Module, # a trained Encoder
@@ -937,11 +944,10 @@ def hinge_parts(z1:torch.Tensor, # view 1's embeddings (B, D)
 # %% ../nbs/09_experiments.ipynb #e5f1a0b4
 def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
                batches:int=2, # training batches (of the run's batch size) to read
-               seed:int=0, # picks the batches and their views
+               seed:int=0, # picks the batches (their views come from the run's own deformation stream)
               ) -> dict:
     "Each block's output, and its hinge in a hinge run, at the start and the end of its GLL stage: the block's initial and final weights on the trained blocks under it. Batch means."
     import copy, tempfile
-    from bioss_nb.deform import two_views
     from bioss_nb.train import Trainer
     from bioss_nb.runs import load_checkpoint
     run_dir = Path(run_dir); cfg = read_config(run_dir)
@@ -960,16 +966,16 @@ def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
     with torch.no_grad():
         for b in range(batches):
             xb = to_float(tr.x[idx[b * B:(b + 1) * B]])
-            v = torch.cat(two_views(xb, generator=gen, pairing=cfg.pairing, p=cfg.p, s=cfg.s, h=cfg.h, flip=cfg.flip, affine_frac=cfg.affine_frac))
+            v = torch.cat(tr.views(xb))                          # the two views, as the run's training steps draw them
             below = [v] + enc1.features(v)[:-1]                  # block l's input in its stage: the trained blocks under it
             for m, (enc, heads) in nets.items():
                 for l in range(len(enc)):
                     h = enc.layers[l](below[l])
-                    f = h[B:].flatten(1).double(); f = f - f.mean(0)
-                    ev = torch.linalg.eigvalsh(f @ f.T / len(f)).clamp_min(0)   # the covariance's non-zero eigenvalues, from the Gram matrix
-                    r = dict(size=h.std().item(), var=ev.sum().item(), top=ev.max().item(), dims=(ev.sum() ** 2 / (ev ** 2).sum()).item())
+                    f = h[B:].flatten(1).double(); ev = _cov_eigvals(f - f.mean(0))     # view 2's features
+                    r = dict(size=h.std().item(), var=ev.sum().item(), top=ev.max().item(), dims=participation_ratio(ev))
                     if cfg.loss == 'hinge':
                         z1, z2 = heads[l](h).chunk(2)
-                        r.update({k: v for k, v in hinge_parts(z1, z2, cfg.tau, cfg.delta, cfg.n_negs, cfg.grad_block).items() if k.startswith(('active', 'dist'))})
+                        parts = hinge_parts(z1, z2, cfg.tau, cfg.delta, cfg.n_negs, cfg.grad_block)
+                        r.update({k: x for k, x in parts.items() if k.startswith(('active', 'dist'))})
                     out[m][str(l)].append(r)
     return {m: {l: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]} for l, rs in per.items()} for m, per in out.items()}
