@@ -239,7 +239,14 @@ def claim_verdicts(results:list, # run_row outputs (failed rows are left out)
         v, n_run = _all(parts), sum(p != 'not run' for p in parts)
         for q, p in zip(qs, parts): q['mean'], q['std'], q['verdict'] = (*(_ms_pts(q['d']) if q['d'] else (None, None)), p)
         n_seeds = min([len(q['d']) for q in qs if q['d']], default=0)
-        out.append(dict(id=cid, claim=text, verdict=v, parts=f'{n_run} of {len(parts)}', n_seeds=n_seeds, metric=metric, seeds=sorted({s for k in A for s in A[k]}), quantities=qs))
+        enough = [len(q['d']) >= MIN_SEEDS for q in qs]
+        short = [q['label'].split(':')[0] for q, e in zip(qs, enough) if q['d'] and not e]
+        if short and any(enough):          # parts from fewer seeds beside parts from enough: the verdict from the latter, the others named
+            v, n_run = _all([p for p, e in zip(parts, enough) if e]), sum(enough)
+            n_seeds = min(len(q['d']) for q, e in zip(qs, enough) if e)
+        else: short = []
+        out.append(dict(id=cid, claim=text, verdict=v, parts=f'{n_run} of {len(parts)}', n_seeds=n_seeds, metric=metric, seeds=sorted({s for k in A for s in A[k]}),
+                        quantities=qs, short=short))
     return out
 
 def _fmt(q, paper=False):
@@ -269,7 +276,10 @@ def claims_table(nets:dict, # column title -> claim_verdicts(...) of one network
         for vs in nets.values():
             p = vs[i]['parts']
             few = 0 < vs[i]['n_seeds'] < MIN_SEEDS
-            cells += [claim_summary(vs[i]), f"**{vs[i]['verdict']}**" + ('' if p.split(' of ')[0] in ('0', p.split(' of ')[1]) else f' ({p} parts run)')
+            short = vs[i].get('short')
+            cells += [claim_summary(vs[i]), f"**{vs[i]['verdict']}**"
+                      + ('' if p.split(' of ')[0] in ('0', p.split(' of ')[1]) else f" ({p} parts {'counted' if short else 'run'})")
+                      + (f" ({', '.join(short)}: fewer than {MIN_SEEDS} seeds, not counted)" if short else '')
                       + (f" (from {vs[i]['n_seeds']} seed{'s' * (vs[i]['n_seeds'] > 1)}: fewer than {MIN_SEEDS}, not a result)" if few else '')]
         lines.append('| ' + ' | '.join(cells) + ' |')
     seeds = {n: vs[0]['seeds'] for n, vs in nets.items()}
@@ -699,11 +709,18 @@ def _collect(tasks:list, out:Path, preset:str, mine:dict) -> list:
 _GRID_FILES = ('table.md', 'table.png', 'results.json', 'results.jsonl', 'claims.md', 'claims.json', 'claims.png',
                'positive_pairs.png', 'verdict.json')
 
+def _row_folder(p:Path) -> bool:
+    "A grid row's folder: a known row's, or one named as a row of a registered loss or rule ('{loss}-{schedule}-{rule}') that holds only seed folders."
+    if not p.is_dir(): return False
+    if p.name in ROWS: return True
+    return (re.fullmatch(r'\w+-(e2e|gll|rll)-\w+', p.name) is not None
+            and all(re.fullmatch(r'seed\d+', q.name) and q.is_dir() for q in p.iterdir() if not q.name.startswith('.')))
+
 def _check_grid_folder(out:Path):
     "A `RunFolderError` if `out` exists and holds files that no grid wrote (the table would write over them)."
     if not Path(out).is_dir(): return
     foreign = sorted(p.name for p in Path(out).iterdir()
-                     if not p.name.startswith('.') and p.name not in _GRID_FILES and not (p.name in ROWS and p.is_dir()))
+                     if not p.name.startswith('.') and p.name not in _GRID_FILES and not _row_folder(p))
     if foreign: raise RunFolderError(f"out={str(out)!r} is not a grid folder but holds {', '.join(foreign[:3])}"
                                      f"{', ...' if len(foreign) > 3 else ''}: choose a new or empty --out")
 
@@ -946,13 +963,14 @@ def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
                batches:int=2, # training batches (of the run's batch size) to read
                seed:int=0, # picks the batches (their views come from the run's own deformation stream)
               ) -> dict:
-    "Each block's output, and its hinge in a hinge run, at the start and the end of its GLL stage: the block's initial and final weights on the trained blocks under it. Batch means."
+    "Each block's output, and its hinge in a hinge run (RelativeHinge: on the distances it reads), at the start and the end of its GLL stage: the block's initial and final weights on the trained blocks under it. Batch means."
     import copy, tempfile
     from bioss_nb.train import Trainer
     from bioss_nb.runs import load_checkpoint
+    from bioss_nb.losses import relative_scale
     run_dir = Path(run_dir); cfg = read_config(run_dir)
-    if (cfg.schedule, cfg.rule) != ('gll', 'bp') or cfg.loss not in ('hinge', 'simclr'):
-        raise ValueError(f"run_dir={str(run_dir)!r} holds a {cfg.schedule} {cfg.rule} {cfg.loss} run; gll_stages reads GLL BP runs of the hinge or SimCLR")
+    if (cfg.schedule, cfg.rule) != ('gll', 'bp') or cfg.loss not in ('hinge', 'relhinge', 'simclr'):
+        raise ValueError(f"run_dir={str(run_dir)!r} holds a {cfg.schedule} {cfg.rule} {cfg.loss} run; gll_stages reads GLL BP runs of the hinge, RelativeHinge or SimCLR")
     with tempfile.TemporaryDirectory() as tmp:                 # the run's initial networks and training images; nothing written to run_dir
         tr = Trainer(cfg.replace(out=tmp, device='cpu', progress=False))
     enc1, heads1 = copy.deepcopy(tr.encoder), copy.deepcopy(tr.heads)
@@ -973,8 +991,9 @@ def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
                     h = enc.layers[l](below[l])
                     f = h[B:].flatten(1).double(); ev = _cov_eigvals(f - f.mean(0))     # view 2's features
                     r = dict(size=h.std().item(), var=ev.sum().item(), top=ev.max().item(), dims=participation_ratio(ev))
-                    if cfg.loss == 'hinge':
+                    if cfg.loss in ('hinge', 'relhinge'):
                         z1, z2 = heads[l](h).chunk(2)
+                        if cfg.loss == 'relhinge': k = relative_scale(z1, z2, cfg.tau + cfg.delta); z1, z2 = z1 * k, z2 * k   # the distances it reads
                         parts = hinge_parts(z1, z2, cfg.tau, cfg.delta, cfg.n_negs, cfg.grad_block)
                         r.update({k: x for k, x in parts.items() if k.startswith(('active', 'dist'))})
                     out[m][str(l)].append(r)

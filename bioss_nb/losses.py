@@ -14,7 +14,8 @@ from .core import check_choice, checks_deferred
 
 # %% auto #0
 __all__ = ['LOSSES', 'check_embeddings', 'ContrastiveHinge', 'few_negatives_hinge', 'hinge_error', 'SimCLR', 'SSLLoss',
-           'register_loss', 'get_loss', 'HingeLoss', 'SimCLRLoss', 'PairwiseL1', 'pairwise_l1']
+           'register_loss', 'get_loss', 'HingeLoss', 'SimCLRLoss', 'PairwiseL1', 'pairwise_l1', 'relative_scale',
+           'RelativeHinge', 'RelativeHingeLoss']
 
 # %% ../nbs/03_losses.ipynb #f5941871
 def check_embeddings(z1:torch.Tensor, # view 1's embeddings (B, D)
@@ -272,3 +273,27 @@ def _l1_grads_chunked(z1, z2, G, g1, g2, budget:int=2**22):
 def pairwise_l1(z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
     "All pairwise L1 distances (B1, B2) between rows of z1 (B1, D) and z2 (B2, D); O(B1 B2) memory, forward and backward."
     return PairwiseL1.apply(z1, z2)
+
+# %% ../nbs/03_losses.ipynb #a7e1c002
+def relative_scale(z1:torch.Tensor, z2:torch.Tensor, # the two views' embeddings (B, D), B >= 2
+                   to:float) -> torch.Tensor: # the mean distance between different images after scaling
+    "The factor (a differentiable scalar) that brings the mean L1 distance between z1_i and z2_j, over i != j, to `to`."
+    check_embeddings(z1, z2); B = len(z1)
+    if B < 2: raise ValueError(f"z1 and z2 have batch size {B}: a mean distance between different images needs B >= 2")
+    d = pairwise_l1(z1, z2)
+    s = d.masked_fill(torch.eye(B, dtype=torch.bool, device=d.device), 0).sum() / (B * (B - 1))
+    if not s > 0: raise ValueError("z1 and z2: every image has the same embedding (mean distance 0), so there is no scale to measure")
+    return to / s
+
+class RelativeHinge(ContrastiveHinge):
+    "The contrastive hinge on embeddings scaled so that the batch's mean distance between different images is tau + delta: the same for any common scale."
+    def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
+        k = relative_scale(z1.detach() if self.grad_block else z1, z2, self.tau + self.delta)
+        return super().forward(z1 * k, z2 * k)
+
+class RelativeHingeLoss(HingeLoss):
+    "`RelativeHinge` under the name 'relhinge', with the run's tau, delta, n_negs and grad_block."
+    name, module = 'relhinge', RelativeHinge
+    def build(self, cfg): return RelativeHinge(tau=cfg.tau, delta=cfg.delta, n_negs=cfg.n_negs, grad_block=cfg.grad_block)
+
+register_loss(RelativeHingeLoss())

@@ -388,6 +388,19 @@ def test_out_that_is_not_a_run_is_refused(tmp_path):
     bad_cli('table', *TABLE, '--out', '', says=["out=''"])
 
 
+def test_grid_folder_with_a_custom_row_is_accepted(tmp_path):
+    """A grid folder that holds a row of a registered loss or rule ('{loss}-{schedule}-{rule}', seed folders only) stays a
+    grid folder for a later command that does not name that row; the same folder with anything else in it is refused."""
+    from bioss_nb.experiments import _check_grid_folder
+    from bioss_nb.train import RunFolderError
+    (tmp_path / 'mine-gll-bp' / 'seed0').mkdir(parents=True); (tmp_path / 'simclr-e2e-bp' / 'seed0').mkdir(parents=True)
+    (tmp_path / 'results.jsonl').write_text('')
+    _check_grid_folder(tmp_path)
+    (tmp_path / 'mine-gll-bp' / 'notes.txt').write_text('x')
+    with pytest.raises(RunFolderError, match='holds mine-gll-bp'): _check_grid_folder(tmp_path)
+    (tmp_path / 'mine-gll-bp' / 'notes.txt').unlink(); (tmp_path / 'mine-rows').mkdir()
+    with pytest.raises(RunFolderError, match='holds mine-rows'): _check_grid_folder(tmp_path)
+
 def _children(pid):
     "Process ids whose parent is `pid` (Linux /proc)."
     kids = []
