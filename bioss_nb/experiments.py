@@ -993,7 +993,7 @@ def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
                     r = dict(size=h.std().item(), var=ev.sum().item(), top=ev.max().item(), dims=participation_ratio(ev))
                     if cfg.loss in ('hinge', 'relhinge'):
                         z1, z2 = heads[l](h).chunk(2)
-                        if cfg.loss == 'relhinge': k = relative_scale(z1, z2, cfg.tau + cfg.delta); z1, z2 = z1 * k, z2 * k   # the distances it reads
+                        if cfg.loss == 'relhinge': c = relative_scale(z1, z2, cfg.tau + cfg.delta); z1, z2 = z1 * c, z2 * c   # the distances it reads
                         parts = hinge_parts(z1, z2, cfg.tau, cfg.delta, cfg.n_negs, cfg.grad_block)
                         r.update({k: x for k, x in parts.items() if k.startswith(('active', 'dist'))})
                     out[m][str(l)].append(r)

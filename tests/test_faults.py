@@ -401,6 +401,7 @@ def test_grid_folder_with_a_custom_row_is_accepted(tmp_path):
     (tmp_path / 'mine-gll-bp' / 'notes.txt').unlink(); (tmp_path / 'mine-rows').mkdir()
     with pytest.raises(RunFolderError, match='holds mine-rows'): _check_grid_folder(tmp_path)
 
+
 def _children(pid):
     "Process ids whose parent is `pid` (Linux /proc)."
     kids = []
