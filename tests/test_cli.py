@@ -137,7 +137,8 @@ def test_print_config_help_and_version(capsys):
     assert main(['train', '--preset', 'digits', '--help']) == 0
     h = ' '.join(capsys.readouterr().out.split())
     from bioss_nb.feedback import RULES
-    assert 'default: conv6' in h and '{' + ','.join(RULES) + '}' in h and '{hinge,simclr,clapp' in h   # the registered names
+    from bioss_nb.losses import LOSSES
+    assert 'default: conv6' in h and '{' + ','.join(RULES) + '}' in h and '{' + ','.join(LOSSES) + '}' in h   # the registered names
     assert main(['--help']) == 0 and 'BIOSS_DATA' in capsys.readouterr().out
     assert main(['--version']) == 0
     from bioss_nb import __version__
