@@ -945,32 +945,43 @@ def hinge_parts(z1:torch.Tensor, # view 1's embeddings (B, D)
                 tau:float=2., delta:float=1., # the hinge's threshold and margin
                 n_negs:int|None=None, grad_block:bool=False, # as in `ContrastiveHinge`
                ) -> dict:
-    "`ContrastiveHinge` in its two parts, written out pair by pair, with the share of each part's terms that are active and their mean distance."
+    "`ContrastiveHinge` in its two parts, written out pair by pair, with the share of each part's terms that are active, their mean distance, and how each part changes with the scale of the embeddings that learn."
     import torch.nn.functional as F
-    if grad_block: z1 = z1.detach()
-    B = len(z1)
-    d = (z1[:, None, :] - z2[None, :, :]).abs().sum(-1)                     # d_ij = ||z1_i - z2_j||_1
-    off = torch.arange(B, device=d.device)[None, :] - torch.arange(B, device=d.device)[:, None]   # j - i
+    B, w = len(z1), 1 if n_negs is None else n_negs
+    off = torch.arange(B, device=z1.device)[None, :] - torch.arange(B, device=z1.device)[:, None]   # j - i
     negs = off != 0 if n_negs is None else (off > 0) & (off < n_negs)       # all negatives, or offsets 1..F-1
-    dp, dn = d.diagonal(), d[negs]
-    pos, neg = F.relu(dp - (tau - delta)), F.relu(tau + delta - dn)         # positives pulled below tau - delta, negatives pushed above tau + delta
-    return dict(positives=pos.sum(), negatives=neg.sum() / (1 if n_negs is None else n_negs),
+    def parts(z1, z2):
+        d = (z1[:, None, :] - z2[None, :, :]).abs().sum(-1)                 # d_ij = ||z1_i - z2_j||_1
+        dp, dn = d.diagonal(), d[negs]
+        return dp, dn, F.relu(dp - (tau - delta)), F.relu(tau + delta - dn)  # positives pulled below tau - delta, negatives pushed above tau + delta
+    if grad_block: z1 = z1.detach()
+    dp, dn, pos, neg = parts(z1, z2)
+    a = torch.ones((), dtype=z2.dtype, device=z2.device, requires_grad=True)   # a common factor on the embeddings that learn (z2 alone under the gradient block)
+    with torch.enable_grad():
+        _, _, pa, na = parts(z1.detach() if grad_block else a * z1.detach(), a * z2.detach())
+        pull = torch.autograd.grad(pa.sum(), a, retain_graph=True)[0].item()
+        push = torch.autograd.grad(na.sum(), a)[0].item()
+    return dict(positives=pos.sum(), negatives=neg.sum() / w,
                 active_pos=(pos > 0).float().mean().item(), active_neg=(neg > 0).float().mean().item(),
-                dist_pos=dp.mean().item(), dist_neg=dn.mean().item())
+                dist_pos=dp.mean().item(), dist_neg=dn.mean().item(),
+                scale_pull=pull / B, scale_push=-push / (w * B))  # per image: how fast each part grows as that factor grows past 1 (the negatives': falls)
 
 # %% ../nbs/09_experiments.ipynb #e5f1a0b4
-def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
+def gll_stages(run_dir:str|Path, # a finished GLL run, any rule, of a loss on the engine's heads
                batches:int=2, # training batches (of the run's batch size) to read
                seed:int=0, # picks the batches (their views come from the run's own deformation stream)
               ) -> dict:
-    "Each block's output, and its hinge in a hinge run (RelativeHinge: on the distances it reads), at the start and the end of its GLL stage: the block's initial and final weights on the trained blocks under it. Batch means."
+    "Each block's output, and its hinge in a run of the hinge or a subclass (on the embeddings its `compared` returns), at the start and the end of its GLL stage: the block's initial and final weights on the trained blocks under it. Batch means."
     import copy, tempfile
     from bioss_nb.train import Trainer
     from bioss_nb.runs import load_checkpoint
-    from bioss_nb.losses import relative_scale
+    from bioss_nb.losses import LOSSES, ContrastiveHinge
     run_dir = Path(run_dir); cfg = read_config(run_dir)
-    if (cfg.schedule, cfg.rule) != ('gll', 'bp') or cfg.loss not in ('hinge', 'relhinge', 'simclr'):
-        raise ValueError(f"run_dir={str(run_dir)!r} holds a {cfg.schedule} {cfg.rule} {cfg.loss} run; gll_stages reads GLL BP runs of the hinge, RelativeHinge or SimCLR")
+    spec = LOSSES.get(cfg.loss)
+    if cfg.schedule != 'gll' or spec is None or not spec.head_in_chain:
+        raise ValueError(f"run_dir={str(run_dir)!r} holds a {cfg.schedule} {cfg.rule} {cfg.loss} run; gll_stages reads GLL runs "
+                         "of a registered loss on the engine's heads")
+    hinge = spec.build(cfg); hinge = hinge if isinstance(hinge, ContrastiveHinge) else None
     with tempfile.TemporaryDirectory() as tmp:                 # the run's initial networks and training images; nothing written to run_dir
         tr = Trainer(cfg.replace(out=tmp, device='cpu', progress=False))
     enc1, heads1 = copy.deepcopy(tr.encoder), copy.deepcopy(tr.heads)
@@ -991,10 +1002,9 @@ def gll_stages(run_dir:str|Path, # a finished GLL run with a BP head
                     h = enc.layers[l](below[l])
                     f = h[B:].flatten(1).double(); ev = _cov_eigvals(f - f.mean(0))     # view 2's features
                     r = dict(size=h.std().item(), var=ev.sum().item(), top=ev.max().item(), dims=participation_ratio(ev))
-                    if cfg.loss in ('hinge', 'relhinge'):
-                        z1, z2 = heads[l](h).chunk(2)
-                        if cfg.loss == 'relhinge': c = relative_scale(z1, z2, cfg.tau + cfg.delta); z1, z2 = z1 * c, z2 * c   # the distances it reads
-                        parts = hinge_parts(z1, z2, cfg.tau, cfg.delta, cfg.n_negs, cfg.grad_block)
-                        r.update({k: x for k, x in parts.items() if k.startswith(('active', 'dist'))})
+                    if hinge is not None:
+                        z1, z2 = hinge.compared(*heads[l](h).chunk(2))                 # the distances it reads
+                        parts = hinge_parts(z1, z2, hinge.tau, hinge.delta, hinge.n_negs, hinge.grad_block)
+                        r.update({k: x for k, x in parts.items() if k.startswith(('active', 'dist', 'scale'))})
                     out[m][str(l)].append(r)
     return {m: {l: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]} for l, rs in per.items()} for m, per in out.items()}

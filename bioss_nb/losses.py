@@ -72,6 +72,10 @@ class ContrastiveHinge(nn.Module):
             return pos + neg
         return few_negatives_hinge(z1, z2, self.tau, self.delta, self.n_negs)   # positives weight 1, offsets 1..F-1 weight 1/F
 
+    def compared(self, z1:torch.Tensor, z2:torch.Tensor) -> tuple:
+        "The embeddings whose L1 distances the thresholds apply to: here z1 and z2 themselves (a subclass that rescales them returns what it compares)."
+        return z1, z2
+
     def per_image_scale(self, n:int) -> float:
         "Factor that makes the loss of n images a sum of per-image terms that do not grow with n (see below)."
         return 1. / n if self.n_negs is None else 1.   # all negatives: each image meets n pairs; few: at most F
@@ -287,9 +291,12 @@ def relative_scale(z1:torch.Tensor, z2:torch.Tensor, # the two views' embeddings
 
 class RelativeHinge(ContrastiveHinge):
     "The contrastive hinge on embeddings scaled so that the batch's mean distance between different images is tau + delta: the same for any common scale."
-    def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor:
+    def compared(self, z1:torch.Tensor, z2:torch.Tensor) -> tuple:
+        "z1 and z2 times the factor that brings their mean distance between different images to tau + delta."
         k = relative_scale(z1.detach() if self.grad_block else z1, z2, self.tau + self.delta)
-        return super().forward(z1 * k, z2 * k)
+        return z1 * k, z2 * k
+
+    def forward(self, z1:torch.Tensor, z2:torch.Tensor) -> torch.Tensor: return super().forward(*self.compared(z1, z2))
 
 class RelativeHingeLoss(HingeLoss):
     "`RelativeHinge` under the name 'relhinge', with the run's tau, delta, n_negs and grad_block."
