@@ -950,21 +950,19 @@ def hinge_parts(z1:torch.Tensor, # view 1's embeddings (B, D)
     B, w = len(z1), 1 if n_negs is None else n_negs
     off = torch.arange(B, device=z1.device)[None, :] - torch.arange(B, device=z1.device)[:, None]   # j - i
     negs = off != 0 if n_negs is None else (off > 0) & (off < n_negs)       # all negatives, or offsets 1..F-1
-    def parts(z1, z2):
-        d = (z1[:, None, :] - z2[None, :, :]).abs().sum(-1)                 # d_ij = ||z1_i - z2_j||_1
-        dp, dn = d.diagonal(), d[negs]
-        return dp, dn, F.relu(dp - (tau - delta)), F.relu(tau + delta - dn)  # positives pulled below tau - delta, negatives pushed above tau + delta
     if grad_block: z1 = z1.detach()
-    dp, dn, pos, neg = parts(z1, z2)
-    a = torch.ones((), dtype=z2.dtype, device=z2.device, requires_grad=True)   # a common factor on the embeddings that learn (z2 alone under the gradient block)
-    with torch.enable_grad():
-        _, _, pa, na = parts(z1.detach() if grad_block else a * z1.detach(), a * z2.detach())
-        pull = torch.autograd.grad(pa.sum(), a, retain_graph=True)[0].item()
-        push = torch.autograd.grad(na.sum(), a)[0].item()
+    diff = z1[:, None, :] - z2[None, :, :]
+    d = diff.abs().sum(-1)                                                  # d_ij = ||z1_i - z2_j||_1
+    dp, dn = d.diagonal(), d[negs]
+    pos, neg = F.relu(dp - (tau - delta)), F.relu(tau + delta - dn)         # positives pulled below tau - delta, negatives pushed above tau + delta
+    # d_ij's rate of change as the embeddings that learn are multiplied by a factor growing past 1: both views, d_ij itself (L1 is
+    # homogeneous); z2 alone (the gradient block), sum_k sign(z2_jk - z1_ik) z2_jk
+    with torch.no_grad(): rate = (-diff.sign() * z2[None]).sum(-1) if grad_block else d
     return dict(positives=pos.sum(), negatives=neg.sum() / w,
                 active_pos=(pos > 0).float().mean().item(), active_neg=(neg > 0).float().mean().item(),
                 dist_pos=dp.mean().item(), dist_neg=dn.mean().item(),
-                scale_pull=pull / B, scale_push=-push / (w * B))  # per image: how fast each part grows as that factor grows past 1 (the negatives': falls)
+                scale_pull=rate.diagonal()[pos > 0].sum().item() / B,         # per image: how fast the positive part grows as that factor grows,
+                scale_push=rate[negs][neg > 0].sum().item() / (w * B))        # and how fast the negative part falls
 
 # %% ../nbs/09_experiments.ipynb #e5f1a0b4
 def gll_stages(run_dir:str|Path, # a finished GLL run, any rule, of a loss on the engine's heads
